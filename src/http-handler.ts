@@ -1,0 +1,57 @@
+import { createConnectRouter, type ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { ServerResponse } from "node:http";
+import { createCorsMiddleware } from "./cors.js";
+import type { RequestHandler } from "./listener.js";
+
+export interface HandlerOptions {
+  routes: (router: ConnectRouter) => void;
+  corsOrigins: string[];
+}
+
+/** The request pipeline every connection shares: CORS, HTTP/2-only streams, then the Connect router. */
+export function createHttpHandler(options: HandlerOptions): RequestHandler {
+  const cors = createCorsMiddleware(options.corsOrigins);
+  const connect = connectNodeAdapter({ routes: options.routes }) as RequestHandler;
+  const needsHttp2 = streamingRequestPaths(options.routes);
+  return (req, res) =>
+    cors(req, res, () => {
+      if (req.httpVersionMajor === 1 && needsHttp2.has(req.url?.split("?")[0] ?? "")) {
+        rejectStreamOverHttp1(req.url!, res as ServerResponse);
+        return;
+      }
+      connect(req, res);
+    });
+}
+
+/** Paths of methods whose requests stream: they need HTTP/2, which browsers and plain curl don't speak. */
+function streamingRequestPaths(routes: (router: ConnectRouter) => void): Set<string> {
+  const router = createConnectRouter();
+  routes(router);
+  return new Set(
+    router.handlers
+      .filter((h) => h.method.methodKind === "bidi_streaming" || h.method.methodKind === "client_streaming")
+      .map((h) => h.requestPath),
+  );
+}
+
+/**
+ * connect-node answers these with a bare 505; say why, in the Connect error
+ * shape curl users and fetch() can read. Closing the connection stops the
+ * client's upload, which would otherwise keep the socket busy.
+ */
+function rejectStreamOverHttp1(path: string, res: ServerResponse): void {
+  const body = JSON.stringify({
+    code: "unimplemented",
+    message:
+      `${path.slice(1)} streams requests, which needs HTTP/2: use gRPC or Connect over HTTP/2 ` +
+      `(e.g. curl --http2-prior-knowledge, or TLS). Browsers cannot stream request bodies; ` +
+      `call GetPerson once per name instead.`,
+  });
+  res.writeHead(505, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+    connection: "close",
+  });
+  res.end(body);
+}
