@@ -1,25 +1,36 @@
-import { createConnectRouter, type ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { ServerResponse } from "node:http";
+import { createConnectRouter, type ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import { createCorsMiddleware } from "./cors.js";
 import type { RequestHandler } from "./listener.js";
 
 export interface HandlerOptions {
   routes: (router: ConnectRouter) => void;
   corsOrigins: string[];
+  /** Router settings: limits, interceptors, context values. */
+  connect?: Omit<ConnectNodeAdapterOptions, "routes" | "fallback">;
+  /** Plain HTTP endpoints beside the RPCs, by exact path (e.g. /healthz, /metrics). */
+  endpoints?: Record<string, RequestHandler>;
+  /** Whatever is neither an RPC nor an endpoint (e.g. the web page); a 404 when absent. */
+  fallback?: RequestHandler;
 }
 
-/** The request pipeline every connection shares: CORS, HTTP/2-only streams, then the Connect router. */
+/** The request pipeline every connection shares: CORS, plain endpoints, HTTP/2-only streams, then the Connect router. */
 export function createHttpHandler(options: HandlerOptions): RequestHandler {
   const cors = createCorsMiddleware(options.corsOrigins);
-  const connect = connectNodeAdapter({ routes: options.routes }) as RequestHandler;
+  const connect = connectNodeAdapter({
+    ...options.connect,
+    routes: options.routes,
+    ...(options.fallback && { fallback: options.fallback as ConnectNodeAdapterOptions["fallback"] }),
+  }) as RequestHandler;
+  const endpoints = new Map(Object.entries(options.endpoints ?? {}));
   const needsHttp2 = streamingRequestPaths(options.routes);
   return (req, res) =>
     cors(req, res, () => {
-      if (req.httpVersionMajor === 1 && needsHttp2.has(req.url?.split("?")[0] ?? "")) {
-        rejectStreamOverHttp1(req.url!, res as ServerResponse);
-        return;
-      }
+      const path = req.url?.split("?")[0] ?? "";
+      const endpoint = endpoints.get(path);
+      if (endpoint) return endpoint(req, res);
+      if (req.httpVersionMajor === 1 && needsHttp2.has(path)) return rejectStreamOverHttp1(path, res as ServerResponse);
       connect(req, res);
     });
 }
