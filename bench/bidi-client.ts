@@ -1,0 +1,85 @@
+// A raw node:http2 gRPC client for GetPeople: it writes `count` enveloped
+// Names on one stream while it counts the Persons coming back. Much cheaper
+// than a grpc-js or Connect client, so the server, not the client, sets the pace.
+import http2 from "node:http2";
+import { once } from "node:events";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { PersonSchema } from "../gen/person_pb.js";
+import { NameSchema } from "../gen/route_guide_pb.js";
+import { EnvelopeReader, envelope } from "./envelope.js";
+
+export interface BidiResult {
+  messages: number;
+  seconds: number;
+  rate: number;
+  /** CPU the client used per second of the run: near 1 means the client was the limit. */
+  clientCores: number;
+}
+
+/** Names per write: nghttp2 packs queued writes into the same DATA frames anyway, so batching only saves client CPU. */
+const namesPerWrite = 64;
+
+export async function runBidi(baseUrl: string, count: number, timeoutMs: number): Promise<BidiResult> {
+  const one = envelope(toBinary(NameSchema, create(NameSchema, { name: "Alice" })));
+  const batch = Buffer.concat(Array.from({ length: namesPerWrite }, () => one));
+  const session = http2.connect(baseUrl, { settings: { initialWindowSize: 1 << 20 } });
+  session.on("error", () => {}); // surfaces through the stream below
+  try {
+    await once(session, "connect");
+    session.setLocalWindowSize(16 << 20);
+    const cpuBefore = process.cpuUsage();
+    const start = performance.now();
+    const stream = session.request({
+      ":method": "POST",
+      ":path": "/RouteGuide/GetPeople",
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
+    let received = 0;
+    let first: Buffer | undefined;
+    const reader = new EnvelopeReader((_, message) => {
+      if (received++ === 0) first = Buffer.from(message);
+    });
+    stream.on("data", (chunk: Buffer) => reader.push(chunk));
+    let grpcStatus: string | undefined;
+    let grpcMessage: string | undefined;
+    const readStatus = (headers: http2.IncomingHttpHeaders) => {
+      grpcStatus ??= headers["grpc-status"] as string | undefined;
+      grpcMessage ??= headers["grpc-message"] as string | undefined;
+    };
+    stream.on("response", readStatus);
+    stream.on("trailers", readStatus);
+    // Rejects with the stream's error, if any; awaited below, so never left unhandled.
+    const closed = once(stream, "close");
+    closed.catch(() => {});
+
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+    }, timeoutMs);
+    try {
+      for (let sent = 0; sent < count && !stream.destroyed; ) {
+        const n = Math.min(namesPerWrite, count - sent);
+        const chunk = n === namesPerWrite ? batch : batch.subarray(0, n * one.length);
+        sent += n;
+        if (!stream.write(chunk)) await Promise.race([once(stream, "drain"), closed]);
+      }
+      stream.end();
+      await closed;
+    } finally {
+      clearTimeout(timer);
+    }
+    const seconds = (performance.now() - start) / 1000;
+    const cpu = process.cpuUsage(cpuBefore);
+
+    if (timedOut) throw new Error(`GetPeople did not finish within ${timeoutMs / 1000} s (${received} of ${count} replies)`);
+    if (grpcStatus !== "0") throw new Error(`GetPeople ended with grpc-status ${grpcStatus}: ${grpcMessage ?? ""}`);
+    if (received !== count || reader.incomplete) throw new Error(`GetPeople answered ${received} of ${count} names`);
+    const person = fromBinary(PersonSchema, first!);
+    if (person.name !== "Alice" || person.age !== 30) throw new Error(`GetPeople answered ${JSON.stringify(person)}`);
+    return { messages: received, seconds, rate: received / seconds, clientCores: (cpu.user + cpu.system) / 1e6 / seconds };
+  } finally {
+    session.destroy();
+  }
+}

@@ -1,0 +1,80 @@
+// The servers compared. Each runs as its own process on 127.0.0.1 and prints
+// "Server started on port N"; port 0 lets it pick a free one. To run a peer
+// with more flags, add them to its command line here.
+import { join } from "node:path";
+import type { Command } from "./server-process.js";
+import type { Feature } from "./workloads.js";
+
+export const ROOT = join(import.meta.dirname, "..");
+/** Every Node peer runs on the project's Node 24, like our server. */
+export const NODE = join(ROOT, "node_modules", ".bin", "node");
+/** Debian's interpreter, the one with python3-grpcio. */
+export const PYTHON = "/usr/bin/python3";
+
+export interface PeerContext {
+  /** A free port for HTTP/1.1, for peers that cannot serve it on their main port. */
+  http1Port: number;
+  /** Folder of generated Python stubs (only for peers that need Python). */
+  pythonStubs: string;
+  /** Extra node flags for every Node peer (e.g. --cpu-prof). */
+  nodeFlags: string[];
+}
+
+export interface Peer {
+  id: string;
+  label: string;
+  serves: Feature[];
+  /** Where HTTP/1.1 is served: on the main port, or on ctx.http1Port. */
+  http1Port?: "main" | "separate";
+  python?: true;
+  command(ctx: PeerContext): Command;
+}
+
+const node = (ctx: PeerContext, script: string, ...args: string[]): Command => ({
+  file: NODE,
+  args: [...ctx.nodeFlags, "--import", "tsx", script, ...args],
+});
+
+export const peers: Peer[] = [
+  {
+    id: "ours",
+    label: "routeguide (ours)",
+    serves: ["grpc", "grpc-web", "connect", "http1"],
+    http1Port: "main",
+    command: (ctx) => node(ctx, "src/main.ts", "--port", "0", "--host", "127.0.0.1"),
+  },
+  {
+    id: "grpc-js",
+    label: "@grpc/grpc-js",
+    serves: ["grpc"],
+    command: (ctx) => node(ctx, "peers/grpc-js-server.ts", "--port", "0"),
+  },
+  {
+    id: "python",
+    label: "Python grpcio (tutorial)",
+    serves: ["grpc"],
+    python: true,
+    command: (ctx) => ({
+      file: PYTHON,
+      args: ["peers/python/server.py", "0"],
+      env: { PYTHONPATH: ctx.pythonStubs, PYTHONUNBUFFERED: "1" },
+    }),
+  },
+  {
+    id: "connect-defaults",
+    label: "connect-node defaults",
+    serves: ["grpc", "grpc-web", "connect", "http1"],
+    http1Port: "separate",
+    command: (ctx) =>
+      node(ctx, "bench/peers/connect-defaults.ts", "--port", "0", "--http1-port", String(ctx.http1Port)),
+  },
+  {
+    id: "bare",
+    label: "bare node:http2 (ceiling)",
+    serves: ["grpc"],
+    command: (ctx) => node(ctx, "bench/peers/bare-http2.ts", "--port", "0"),
+  },
+];
+
+/** The peers the ratios are taken against. */
+export const references = ["grpc-js", "connect-defaults", "bare"] as const;
