@@ -5,10 +5,11 @@ import { Code, ConnectError, createClient, createRouterTransport } from "@connec
 import { Person_Gender } from "../gen/person_pb.js";
 import { NameSchema, RouteGuide, type Name } from "../gen/route_guide_pb.js";
 import { loadDirectory } from "../src/directory.js";
+import { HealthStatus } from "../src/health.js";
 import { routes } from "../src/routes.js";
 
 // The router in memory: the service's behaviour without sockets.
-const client = createClient(RouteGuide, createRouterTransport(routes(await loadDirectory())));
+const client = createClient(RouteGuide, createRouterTransport(routes(await loadDirectory(), new HealthStatus())));
 
 async function* names(...list: string[]): AsyncIterable<Name> {
   for (const name of list) yield create(NameSchema, { name });
