@@ -1,6 +1,7 @@
 // The servers compared. Each runs as its own process on 127.0.0.1 and prints
 // "Server started on port N"; port 0 lets it pick a free one. To run a peer
 // with more flags, add them to its command line here.
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "./server-process.js";
 import type { Feature } from "./workloads.js";
@@ -35,13 +36,24 @@ const node = (ctx: PeerContext, script: string, ...args: string[]): Command => (
   args: [...ctx.nodeFlags, "--import", "tsx", script, ...args],
 });
 
+/**
+ * Our server runs with the Node/V8 flags of `npm start` ("tsx FLAGS
+ * src/main.ts" in package.json), so the benchmark measures what is deployed.
+ */
+const startFlags = (): string[] => {
+  const start: string = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).scripts.start;
+  const words = start.split(/\s+/);
+  return words.slice(words.indexOf("tsx") + 1, words.indexOf("src/main.ts"));
+};
+
 export const peers: Peer[] = [
   {
     id: "ours",
     label: "routeguide (ours)",
     serves: ["grpc", "grpc-web", "connect", "http1"],
     http1Port: "main",
-    command: (ctx) => node(ctx, "src/main.ts", "--port", "0", "--host", "127.0.0.1"),
+    command: (ctx) =>
+      node({ ...ctx, nodeFlags: [...ctx.nodeFlags, ...startFlags()] }, "src/main.ts", "--port", "0", "--host", "127.0.0.1"),
   },
   {
     id: "grpc-js",

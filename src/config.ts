@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { defaultLimits, type Limits } from "./limits.js";
 
 /** Everything the server can be told at start, from flags and environment. */
 export interface Config {
@@ -10,7 +11,24 @@ export interface Config {
   tls: { certFile: string; keyFile: string } | undefined;
   /** Origins allowed to call from a browser; ["*"] allows any. */
   corsOrigins: string[];
+  /** Sizes, counts and timeouts per connection, stream and call (src/limits.ts). */
+  limits: Limits;
+  /** On SIGTERM/SIGINT, open streams get this long to finish before they end with UNAVAILABLE. */
+  shutdownGraceMs: number;
+  /** Lowest level written to the log; "info" logs one line per RPC, "silent" nothing. */
+  logLevel: LogLevel;
+  /**
+   * Hot calls are answered by specialised paths (src/fast-connect.ts and
+   * src/fast-grpc-web.ts for Connect and gRPC-Web unary, src/fast-grpc.ts
+   * for gRPC on HTTP/2 streams)
+   * instead of connect-node's general one; false sends everything through
+   * connect-node, to compare the two.
+   */
+  fastPath: boolean;
 }
+
+export const logLevels = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+export type LogLevel = (typeof logLevels)[number];
 
 export function defaultConfig(): Config {
   return {
@@ -19,6 +37,10 @@ export function defaultConfig(): Config {
     dataFile: undefined,
     tls: undefined,
     corsOrigins: ["*"],
+    limits: defaultLimits(),
+    shutdownGraceMs: 5_000,
+    logLevel: "info",
+    fastPath: true,
   };
 }
 
@@ -30,6 +52,26 @@ export const usage = `Usage: npm start -- [options]
   --tls-cert FILE      PEM certificate; with --tls-key, serve TLS (ALPN h2 and http/1.1)
   --tls-key FILE       PEM private key
   --cors-origin ORIGIN origin allowed to call from browsers; repeat for several (default *)
+  --log-level LEVEL    trace, debug, info (one line per RPC), warn, error, fatal or silent
+                       (default info, or $LOG_LEVEL)
+
+Limits (SIZE: bytes, or with KiB / MiB; DURATION: seconds, or with ms / s / m):
+  --max-message-size SIZE     largest request message, also after decompression (default 4MiB)
+  --max-header-size SIZE      largest request header block, HTTP/1.1 and HTTP/2 (default 16KiB)
+  --max-concurrent-streams N  HTTP/2 streams open at once per connection (default 100)
+  --max-session-memory SIZE   memory one HTTP/2 connection may buffer (default 10MiB)
+  --headers-timeout DURATION  time to show the protocol (TLS handshake, HTTP/2 preface) and send
+                              HTTP/1.1 request headers (default 10s)
+  --request-timeout DURATION  time to send a whole HTTP/1.1 request (default 60s)
+  --keep-alive-timeout DURATION  idle HTTP/1.1 connections are closed after this (default 5s)
+  --idle-timeout DURATION     HTTP/2 connections without open streams are closed after this (default 5m)
+  --max-deadline DURATION     longest deadline a call gets; longer or missing ones are cut to it
+                              (default 0: none)
+  --shutdown-grace DURATION   on SIGTERM/SIGINT, time open streams get before they end with
+                              UNAVAILABLE (default 5s)
+
+  --no-fast-path       answer every call through connect-node's general path, none through the
+                       fast paths for hot Connect, gRPC-Web and gRPC calls (for comparing the two)
   --help               show this help`;
 
 export class ConfigError extends Error {
@@ -43,6 +85,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = {}): Config
       args: argv,
       strict: true,
       allowPositionals: false,
+      allowNegative: true,
       options: {
         port: { type: "string" },
         host: { type: "string" },
@@ -50,6 +93,18 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = {}): Config
         "tls-cert": { type: "string" },
         "tls-key": { type: "string" },
         "cors-origin": { type: "string", multiple: true },
+        "log-level": { type: "string" },
+        "max-message-size": { type: "string" },
+        "max-header-size": { type: "string" },
+        "max-concurrent-streams": { type: "string" },
+        "max-session-memory": { type: "string" },
+        "headers-timeout": { type: "string" },
+        "request-timeout": { type: "string" },
+        "keep-alive-timeout": { type: "string" },
+        "idle-timeout": { type: "string" },
+        "max-deadline": { type: "string" },
+        "shutdown-grace": { type: "string" },
+        "fast-path": { type: "boolean" },
         help: { type: "boolean" },
       },
     }));
@@ -69,7 +124,76 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = {}): Config
   }
   if (cert !== undefined && key !== undefined) config.tls = { certFile: cert, keyFile: key };
   if (values["cors-origin"] !== undefined) config.corsOrigins = values["cors-origin"];
+  parseLimits(values, config);
+  if (values["fast-path"] !== undefined) config.fastPath = values["fast-path"];
+  const logLevel = values["log-level"] ?? env.LOG_LEVEL;
+  if (logLevel !== undefined) config.logLevel = parseLogLevel(logLevel);
   return config;
+}
+
+function parseLogLevel(text: string): LogLevel {
+  const level = logLevels.find((l) => l === text);
+  if (level === undefined) {
+    throw new ConfigError(`invalid log level ${JSON.stringify(text)}: expected one of ${logLevels.join(", ")}`);
+  }
+  return level;
+}
+
+function parseLimits(values: Record<string, string | boolean | string[] | undefined>, config: Config): void {
+  const flag = (name: string) => values[name] as string | undefined;
+  const limits = config.limits;
+  const size = (name: string, apply: (bytes: number) => void) => {
+    const text = flag(name);
+    if (text !== undefined) apply(parseSize(name, text));
+  };
+  const duration = (name: string, apply: (ms: number) => void) => {
+    const text = flag(name);
+    if (text !== undefined) apply(parseDuration(name, text));
+  };
+  size("max-message-size", (n) => (limits.maxMessageBytes = n));
+  size("max-header-size", (n) => (limits.maxHeaderBytes = n));
+  size("max-session-memory", (n) => (limits.maxSessionMemoryBytes = n));
+  const streams = flag("max-concurrent-streams");
+  if (streams !== undefined) {
+    if (!/^\d+$/.test(streams) || Number(streams) < 1) {
+      throw new ConfigError(`invalid --max-concurrent-streams ${JSON.stringify(streams)}: expected a whole number from 1`);
+    }
+    limits.maxConcurrentStreams = Number(streams);
+  }
+  duration("headers-timeout", (ms) => (limits.headersTimeoutMs = ms));
+  duration("request-timeout", (ms) => (limits.requestTimeoutMs = ms));
+  duration("keep-alive-timeout", (ms) => (limits.keepAliveTimeoutMs = ms));
+  duration("idle-timeout", (ms) => (limits.idleTimeoutMs = ms));
+  duration("max-deadline", (ms) => (limits.maxDeadlineMs = ms));
+  duration("shutdown-grace", (ms) => (config.shutdownGraceMs = ms));
+  // Node refuses this combination; say so in the flags' terms.
+  if (limits.requestTimeoutMs > 0 && limits.headersTimeoutMs > limits.requestTimeoutMs) {
+    throw new ConfigError("--headers-timeout must not be longer than --request-timeout");
+  }
+}
+
+const sizeUnits: Record<string, number> = { "": 1, B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+
+/** "4MiB", "16KiB", "65536": a positive whole number of bytes, at most 4 GiB - 1 (Connect's own cap). */
+function parseSize(name: string, text: string): number {
+  const match = /^(\d+)(B|KiB|MiB|GiB)?$/.exec(text);
+  const bytes = match ? Number(match[1]) * sizeUnits[match[2] ?? ""]! : NaN;
+  if (!(bytes >= 1 && bytes <= 0xffffffff)) {
+    throw new ConfigError(`invalid --${name} ${JSON.stringify(text)}: expected bytes, e.g. 4MiB, 16KiB or 65536`);
+  }
+  return bytes;
+}
+
+const durationUnits: Record<string, number> = { "": 1_000, ms: 1, s: 1_000, m: 60_000 };
+
+/** "10s", "500ms", "5m", "30" (seconds): whole milliseconds, 0 or more. */
+function parseDuration(name: string, text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text);
+  const ms = match ? Math.round(Number(match[1]) * durationUnits[match[2] ?? ""]!) : NaN;
+  if (!(ms >= 0 && ms <= 2 ** 31 - 1)) {
+    throw new ConfigError(`invalid --${name} ${JSON.stringify(text)}: expected a duration, e.g. 10s, 500ms or 5m`);
+  }
+  return ms;
 }
 
 function parsePort(text: string): number {

@@ -1,8 +1,16 @@
 import type { ServerResponse } from "node:http";
 import { createConnectRouter, type ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import {
+  compressionBrotli,
+  compressionGzip,
+  connectNodeAdapter,
+  type ConnectNodeAdapterOptions,
+} from "@connectrpc/connect-node";
+import { cacheGetResponses, varyOnAcceptEncoding } from "./cache.js";
 import { createCorsMiddleware } from "./cors.js";
+import type { FastPath } from "./fast-unary.js";
 import type { RequestHandler } from "./listener.js";
+import { createRequestGuard } from "./request-guard.js";
 
 export interface HandlerOptions {
   routes: (router: ConnectRouter) => void;
@@ -13,6 +21,10 @@ export interface HandlerOptions {
   endpoints?: Record<string, RequestHandler>;
   /** Whatever is neither an RPC nor an endpoint (e.g. the web page); a 404 when absent. */
   fallback?: RequestHandler;
+  /** Longest deadline a call gets (0: none); see capDeadline in src/limits.ts. */
+  maxDeadlineMs?: number;
+  /** Each answers the calls it fully handles before connect-node sees them (src/fast-unary.ts); the rest go on. */
+  fastPaths?: FastPath[];
 }
 
 /** The request pipeline every connection shares: CORS, plain endpoints, HTTP/2-only streams, then the Connect router. */
@@ -20,19 +32,40 @@ export function createHttpHandler(options: HandlerOptions): RequestHandler {
   const cors = createCorsMiddleware(options.corsOrigins);
   const connect = connectNodeAdapter({
     ...options.connect,
+    // Outermost, so the cache headers follow the call's final outcome.
+    interceptors: [cacheGetResponses, ...(options.connect?.interceptors ?? [])],
     routes: options.routes,
     ...(options.fallback && { fallback: options.fallback as ConnectNodeAdapterOptions["fallback"] }),
   }) as RequestHandler;
+  const guard = createRequestGuard({
+    maxDeadlineMs: options.maxDeadlineMs ?? 0,
+    // connectNodeAdapter's default when none is given.
+    acceptEncodings: (options.connect?.acceptCompression ?? [compressionGzip, compressionBrotli]).map((c) => c.name),
+    rpcPaths: rpcPaths(options.routes),
+  });
   const endpoints = new Map(Object.entries(options.endpoints ?? {}));
   const needsHttp2 = streamingRequestPaths(options.routes);
+  const fastPaths = options.fastPaths ?? [];
+  const takenByFastPath: FastPath = (req, res) => {
+    for (const take of fastPaths) if (take(req, res)) return true;
+    return false;
+  };
   return (req, res) =>
     cors(req, res, () => {
       const path = req.url?.split("?")[0] ?? "";
       const endpoint = endpoints.get(path);
       if (endpoint) return endpoint(req, res);
       if (req.httpVersionMajor === 1 && needsHttp2.has(path)) return rejectStreamOverHttp1(path, res as ServerResponse);
-      connect(req, res);
+      if (req.method === "GET") varyOnAcceptEncoding(res);
+      if (guard(req, res) && !takenByFastPath(req, res)) connect(req, res);
     });
+}
+
+/** Paths of every RPC the routes serve. */
+function rpcPaths(routes: (router: ConnectRouter) => void): Set<string> {
+  const router = createConnectRouter();
+  routes(router);
+  return new Set(router.handlers.map((h) => h.requestPath));
 }
 
 /** Paths of methods whose requests stream: they need HTTP/2, which browsers and plain curl don't speak. */

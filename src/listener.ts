@@ -11,8 +11,25 @@ export type RequestHandler = (
 /** Every client speaks HTTP/2 first with exactly these bytes (RFC 9113 §3.4). */
 const h2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
-/** How long a new connection may stay silent before we know its protocol. */
-const sniffTimeoutMs = 10_000;
+/** How connections are bounded; src/limits.ts derives these from the config. */
+export interface ListenerOptions {
+  /** For the HTTP/1.1 server: header size, header/request/keep-alive timeouts. */
+  http1: http.ServerOptions;
+  /** For the HTTP/2 server: SETTINGS, session memory, flood protections. */
+  http2: http2.ServerOptions;
+  /** A new connection must show its protocol (HTTP/2 preface or first HTTP/1.1 bytes, TLS handshake) within this. */
+  handshakeTimeoutMs: number;
+  /** An HTTP/2 session with no open stream for this long gets GOAWAY. */
+  idleTimeoutMs: number;
+  /** Fast path (src/fast-grpc.ts): sees each HTTP/2 stream before Node's compat layer and the handler do. */
+  onStream?: StreamHandler;
+}
+
+/**
+ * Answers an HTTP/2 stream itself and returns true, or returns false without
+ * touching it, and the stream goes on to the request handler as usual.
+ */
+export type StreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
 
 /**
  * A listening port with a way to close it and every connection it accepted.
@@ -20,8 +37,12 @@ const sniffTimeoutMs = 10_000;
  */
 export interface Listener {
   readonly server: net.Server;
-  /** Stops accepting, sends GOAWAY / closes idle keep-alives, and resolves once all connections are gone. */
-  close(graceMs: number): Promise<void>;
+  /**
+   * Stops accepting, sends GOAWAY to HTTP/2 sessions and closes idle HTTP/1.1
+   * connections; requests in flight may finish until `forceAfterMs`, when
+   * every connection left is destroyed. Resolves once all are gone.
+   */
+  close(forceAfterMs: number): Promise<void>;
 }
 
 /**
@@ -29,34 +50,55 @@ export interface Listener {
  * (gRPC) on one port. Node's h2c server cannot answer HTTP/1.1 (`allowHTTP1`
  * needs TLS), so each connection's first bytes decide which server gets it.
  */
-export function createPlaintextListener(handler: RequestHandler): Listener {
-  const h1 = http.createServer(handler);
-  const h2 = http2.createServer(handler);
-  const server = net.createServer((socket) => sniff(socket, h1, h2));
+export function createPlaintextListener(handler: RequestHandler, options: ListenerOptions): Listener {
+  const h1 = http.createServer(options.http1, handler);
+  const h2 = http2.createServer(options.http2, handler);
+  const server = net.createServer((socket) => sniff(socket, h1, h2, options.handshakeTimeoutMs));
   // http.Server only runs its header/request timeout checks once it believes it is listening.
   server.on("listening", () => h1.emit("listening"));
-  return track(server, h1, h2);
+  return track(server, h2, options, {
+    closeIdle: () => h1.closeIdleConnections(),
+    // It never listened, so close() only stops its timeout checks (and reports "not running").
+    stop: () => h1.close(() => {}),
+  });
 }
 
 /** TLS: ALPN picks h2 or http/1.1 on the same port. */
-export function createTlsListener(handler: RequestHandler, tls: { cert: Buffer; key: Buffer }): Listener {
+export function createTlsListener(
+  handler: RequestHandler,
+  tls: { cert: Buffer; key: Buffer },
+  options: ListenerOptions,
+): Listener {
   const server = http2.createSecureServer(
-    { cert: tls.cert, key: tls.key, allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"] },
+    {
+      ...options.http2,
+      // The HTTP/1.1 fallback reads its options from the same object.
+      ...(options.http1 as http2.SecureServerOptions),
+      cert: tls.cert,
+      key: tls.key,
+      allowHTTP1: true,
+      ALPNProtocols: ["h2", "http/1.1"],
+      handshakeTimeout: options.handshakeTimeoutMs,
+    },
     handler,
   );
-  return track(server, undefined, server);
+  // The HTTP/1.1 fallback is the server itself (closeIdleConnections is missing from @types/node).
+  const h1 = server as unknown as http.Server;
+  return track(server, server, options, { closeIdle: () => h1.closeIdleConnections(), stop: () => {} });
 }
 
-function sniff(socket: net.Socket, h1: http.Server, h2: http2.Http2Server): void {
+function sniff(socket: net.Socket, h1: http.Server, h2: http2.Http2Server, timeoutMs: number): void {
   let received: Buffer = Buffer.alloc(0);
+  // A deadline, not an inactivity timer: a client dripping the preface a byte at a time is cut off too.
+  const timer = timeoutMs > 0 ? setTimeout(() => socket.destroy(), timeoutMs) : undefined;
   const onData = (chunk: Buffer) => {
     received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
     const n = Math.min(received.length, h2Preface.length);
     const looksLikeH2 = received.subarray(0, n).equals(h2Preface.subarray(0, n));
     if (looksLikeH2 && n < h2Preface.length) return; // undecided: wait for more bytes
+    clearTimeout(timer);
     socket.off("data", onData);
     socket.off("error", onError);
-    socket.setTimeout(0);
     socket.pause();
     socket.unshift(received);
     if (looksLikeH2) {
@@ -70,12 +112,18 @@ function sniff(socket: net.Socket, h1: http.Server, h2: http2.Http2Server): void
   const onError = () => socket.destroy();
   socket.on("data", onData);
   socket.on("error", onError);
-  socket.setTimeout(sniffTimeoutMs, () => socket.destroy());
+  socket.once("close", () => clearTimeout(timer));
 }
 
-function track(server: net.Server, h1: http.Server | undefined, h2: http2.Http2Server | http2.Http2SecureServer): Listener {
+function track(
+  server: net.Server,
+  h2: http2.Http2Server | http2.Http2SecureServer,
+  options: ListenerOptions,
+  h1: { closeIdle(): void; stop(): void },
+): Listener {
   const sockets = new Set<net.Socket | TLSSocket>();
   const sessions = new Set<http2.ServerHttp2Session>();
+  if (options.onStream) streamsFirstTo(h2, options.onStream); // fast path: see StreamHandler
   server.on("connection", (socket: net.Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
@@ -83,23 +131,81 @@ function track(server: net.Server, h1: http.Server | undefined, h2: http2.Http2S
   h2.on("session", (session: http2.ServerHttp2Session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
+    closeWhenIdle(session, options.idleTimeoutMs, options.handshakeTimeoutMs);
+    session.on("stream", releaseAfterResponse);
   });
   return {
     server,
-    close(graceMs) {
+    close(forceAfterMs) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const session of sessions) session.close(); // GOAWAY: in-flight streams finish
-      h1?.closeIdleConnections();
-      h1?.close(() => {}); // stops its timeout checks; it never listened, so the "not running" error is expected
+      h1.closeIdle();
+      h1.stop();
       const timer = setTimeout(() => {
         for (const socket of sockets) socket.destroy();
-      }, graceMs);
-      // Idle HTTP/1.1 connections that become idle later are closed as their requests end.
-      const idleSweep = setInterval(() => h1?.closeIdleConnections(), 50);
+      }, forceAfterMs);
+      // HTTP/1.1 connections that become idle later are closed as their requests end.
+      const idleSweep = setInterval(() => h1.closeIdle(), 50);
       return closed.finally(() => {
         clearTimeout(timer);
         clearInterval(idleSweep);
       });
     },
   };
+}
+
+/**
+ * Node's compat layer is the server's one "stream" listener (added for the
+ * request handler); puts `onStream` in front of it, with the same arguments.
+ */
+function streamsFirstTo(h2: http2.Http2Server | http2.Http2SecureServer, onStream: StreamHandler): void {
+  const compat = h2.listeners("stream") as Array<(...args: unknown[]) => void>;
+  if (compat.length !== 1) throw new Error(`expected Node's compat "stream" listener alone, found ${compat.length}`);
+  h2.removeAllListeners("stream");
+  h2.on("stream", function (this: unknown, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) {
+    if (!onStream(stream, headers)) compat[0]!.call(this, stream, headers, ...rest);
+  });
+}
+
+/**
+ * Like grpc-go's MaxConnectionIdle: a session without streams for `idleMs`
+ * gets GOAWAY, and is destroyed if it has not closed `closingMs` later (a
+ * client stuck in the middle of a header block keeps nghttp2 from closing).
+ */
+function closeWhenIdle(session: http2.ServerHttp2Session, idleMs: number, closingMs: number): void {
+  if (idleMs === 0) return; // 0: never
+  let open = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    timer = setTimeout(() => {
+      session.close();
+      timer = setTimeout(() => session.destroy(), closingMs);
+    }, idleMs);
+  };
+  arm();
+  session.on("stream", (stream: http2.ServerHttp2Stream) => {
+    open++;
+    clearTimeout(timer);
+    stream.once("close", () => {
+      if (--open === 0 && !session.closed) arm();
+    });
+  });
+  session.once("close", () => clearTimeout(timer));
+}
+
+/**
+ * When the response is complete (trailers included) but the client has not
+ * ended its side, e.g. a stream ended by its deadline or by shutdown, reset
+ * the stream with NO_ERROR (RFC 9113 §8.1). Otherwise it stays open until
+ * the client ends it, holding a stream slot and a graceful close.
+ */
+function releaseAfterResponse(stream: http2.ServerHttp2Stream): void {
+  stream.once("wantTrailers", () => {
+    // After the compat layer's own listener has sent the trailers, which the reset must follow.
+    setImmediate(() => {
+      if (!stream.closed && !stream.destroyed && stream.state.remoteClose === 0) {
+        stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      }
+    });
+  });
 }

@@ -1,26 +1,23 @@
 import { ConfigError, parseConfig } from "./config.js";
 import { DataFileError } from "./directory.js";
+import { createLogger } from "./logging.js";
 import { startServer } from "./server.js";
+import { exitOnSignals } from "./shutdown.js";
 
 /** Entry point of `npm start`: flags in, a listening server out, clean exit on SIGINT/SIGTERM. */
 async function main(): Promise<void> {
   const config = parseConfig(process.argv.slice(2), process.env);
-  const server = await startServer(config);
+  const logger = await createLogger(config.logLevel);
+  const server = await startServer(config, { logger });
+  // Before the line below: whoever waits for it may signal at once.
+  exitOnSignals(server, config.shutdownGraceMs, (line) => logger.info(line));
+  // The tutorial's line stays plain text and first: scripts and tests wait for it. The rest is the log.
   console.log(`Server started on port ${server.port}`);
-  console.log(
+  logger.info(
     `Serving RouteGuide to gRPC, gRPC-Web and Connect clients at ${server.url} ` +
       `(${config.tls ? "TLS: h2 and http/1.1 by ALPN" : "HTTP/1.1 and h2c"}); ` +
       `${server.directory.size} people; Node ${process.version}`,
   );
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
-    if (stopping) process.exit(1); // a second signal: stop waiting
-    stopping = true;
-    console.log(`${signal}: shutting down`);
-    server.close().then(() => process.exit(0));
-  };
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
 }
 
 main().catch((err: unknown) => {

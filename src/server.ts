@@ -2,12 +2,20 @@ import { readFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import type { Config } from "./config.js";
 import { type Directory, loadDirectory } from "./directory.js";
+import { createFastConnect } from "./fast-connect.js";
+import { createFastGrpc } from "./fast-grpc.js";
+import { createFastGrpcWeb } from "./fast-grpc-web.js";
 import { createHttpHandler } from "./http-handler.js";
-import { createPlaintextListener, createTlsListener, type Listener } from "./listener.js";
+import { http1Options, http2Options } from "./limits.js";
+import { type Logger, silentLogger } from "./logging.js";
+import { Observability } from "./observability.js";
+import { createPlaintextListener, createTlsListener, type Listener, type ListenerOptions } from "./listener.js";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { RouteGuide } from "../gen/route_guide_pb.js";
 import { HealthStatus, readinessEndpoint } from "./health.js";
 import { routes } from "./routes.js";
+import { createShutdown } from "./shutdown.js";
+import { createStaticHandler, webBundleDir } from "./static.js";
 
 export interface RunningServer {
   readonly port: number;
@@ -16,28 +24,73 @@ export interface RunningServer {
   readonly directory: Directory;
   /** What Health/Check, Watch and GET /healthz report; shutdown turns it NOT_SERVING. */
   readonly health: HealthStatus;
-  /** Stops accepting and closes every connection; in-flight calls get up to `graceMs`. */
+  /**
+   * Graceful stop (src/shutdown.ts): stops accepting, GOAWAY, in-flight calls get
+   * `graceMs` (default: the config's shutdownGraceMs), then end with UNAVAILABLE.
+   */
   close(graceMs?: number): Promise<void>;
 }
 
+export interface StartOptions {
+  /** Where the line per RPC goes (src/main.ts: stdout); without one nothing is logged, metrics still count. */
+  logger?: Logger;
+}
+
 /** Loads the directory, then binds the port; fails before listening if either is wrong. */
-export async function startServer(config: Config): Promise<RunningServer> {
+export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
   const directory = await loadDirectory(config.dataFile);
   // The directory has loaded: the server and RouteGuide are ready.
   const health = new HealthStatus();
   health.set("", ServingStatus.SERVING);
   health.set(RouteGuide.typeName, ServingStatus.SERVING);
-  const handler = createHttpHandler({
-    routes: routes(directory, health),
+  const serviceRoutes = routes(directory, health);
+  const observability = new Observability(serviceRoutes, options.logger ?? silentLogger());
+  const shutdown = createShutdown(() => health.setAll(ServingStatus.NOT_SERVING));
+  const connect = {
+    ...observability.connectOptions,
+    readMaxBytes: config.limits.maxMessageBytes,
+    shutdownSignal: shutdown.signal,
+  };
+  // Outermost, so every call is timed from its arrival to the end of its response.
+  const handler = observability.observe(createHttpHandler({
+    routes: serviceRoutes,
     corsOrigins: config.corsOrigins,
-    endpoints: { "/healthz": readinessEndpoint(health) },
-  });
+    connect,
+    // Hot Connect and gRPC-Web unary calls, answered as connect-node would, with the same settings.
+    ...(config.fastPath && {
+      fastPaths: [
+        createFastConnect({ directory, connect, observability }),
+        createFastGrpcWeb({ directory, connect, observability }),
+      ],
+    }),
+    endpoints: { "/metrics": observability.metrics.endpoint, "/healthz": readinessEndpoint(health) },
+    maxDeadlineMs: config.limits.maxDeadlineMs,
+    // The page at / (built by npm run build:web) and its files.
+    fallback: createStaticHandler(webBundleDir),
+  }));
+  const limits: ListenerOptions = {
+    http1: http1Options(config.limits),
+    http2: http2Options(config.limits),
+    handshakeTimeoutMs: config.limits.headersTimeoutMs,
+    idleTimeoutMs: config.limits.idleTimeoutMs,
+    // gRPC calls to RouteGuide, answered on the HTTP/2 stream itself as Connect would (src/fast-grpc.ts).
+    ...(config.fastPath && {
+      onStream: createFastGrpc({
+        directory,
+        connect,
+        observability,
+        maxDeadlineMs: config.limits.maxDeadlineMs,
+        corsOrigins: config.corsOrigins,
+      }),
+    }),
+  };
   const listener: Listener = config.tls
-    ? createTlsListener(handler, {
-        cert: await readFile(config.tls.certFile),
-        key: await readFile(config.tls.keyFile),
-      })
-    : createPlaintextListener(handler);
+    ? createTlsListener(
+        handler,
+        { cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) },
+        limits,
+      )
+    : createPlaintextListener(handler, limits);
   await listen(listener, config.port, config.host);
   const { port } = listener.server.address() as AddressInfo;
   const scheme = config.tls ? "https" : "http";
@@ -47,7 +100,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     url: `${scheme}://${host.includes(":") ? `[${host}]` : host}:${port}`,
     directory,
     health,
-    close: (graceMs = 5_000) => listener.close(graceMs),
+    close: (graceMs = config.shutdownGraceMs) => shutdown.close(listener, graceMs),
   };
 }
 

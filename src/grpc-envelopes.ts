@@ -1,0 +1,151 @@
+import zlib from "node:zlib";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Compression } from "@connectrpc/connect/protocol";
+
+/** One length-prefixed message of a gRPC body: its flags byte and its bytes. */
+export interface Envelope {
+  flags: number;
+  data: Buffer;
+}
+
+/** The only flag a request envelope may carry. */
+const compressedFlag = 0x01;
+
+/**
+ * Splits a gRPC request body into envelopes with the errors, and in the
+ * order, of the Connect path: request-guard.ts's flag check runs over each
+ * whole chunk first, then Connect's envelope decoder (size limit checked at
+ * each header, before its payload arrives) yields the chunk's complete
+ * envelopes. Chunks are only copied when an envelope spans several.
+ */
+export class EnvelopeSplitter {
+  // The flag check's position: header bytes still to see (0: in a payload), its flags, payload bytes to pass.
+  #guardHeaderLeft = 5;
+  #guardFlags = 0;
+  #guardLength = 0;
+  #guardSkip = 0;
+  // The decoder's unconsumed bytes: one chunk, or several once an envelope spans them.
+  #pending: Buffer | Buffer[] | undefined = undefined;
+  #size = 0;
+
+  constructor(private readonly readMaxBytes: number) {}
+
+  /** The envelopes this chunk completes; throws the ConnectError the Connect path answers with. */
+  push(chunk: Buffer): Envelope[] {
+    this.#checkFlags(chunk);
+    const pending = this.#pending;
+    if (pending === undefined) this.#pending = chunk;
+    else if (Array.isArray(pending)) pending.push(chunk);
+    else this.#pending = [pending, chunk];
+    this.#size += chunk.length;
+    const envelopes: Envelope[] = [];
+    while (this.#size >= 5) {
+      let head = this.#pending;
+      if (Array.isArray(head) && head[0]!.length < 5) head = this.#pending = Buffer.concat(head, this.#size);
+      const first = Array.isArray(head) ? head[0]! : head!;
+      const length = first.readUInt32BE(1);
+      if (length > this.readMaxBytes) {
+        // Connect's assertReadMaxBytes, word for word.
+        throw new ConnectError(
+          `message size ${length} is larger than configured readMaxBytes ${this.readMaxBytes}`,
+          Code.ResourceExhausted,
+        );
+      }
+      if (this.#size < 5 + length) break;
+      const whole = Array.isArray(head) ? Buffer.concat(head, this.#size) : first;
+      envelopes.push({ flags: whole[0]!, data: whole.subarray(5, 5 + length) });
+      this.#size -= 5 + length;
+      this.#pending = this.#size > 0 ? whole.subarray(5 + length) : undefined;
+    }
+    return envelopes;
+  }
+
+  /** The body ended inside an envelope: Connect's "incomplete envelope". */
+  get incomplete(): boolean {
+    return this.#size > 0;
+  }
+
+  /** request-guard.ts's checkEnvelopeFlags, for gRPC: any flag but "compressed" is INTERNAL. */
+  #checkFlags(chunk: Buffer): void {
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.#guardSkip > 0) {
+        const skipped = Math.min(this.#guardSkip, chunk.length - offset);
+        this.#guardSkip -= skipped;
+        offset += skipped;
+        continue;
+      }
+      const byte = chunk[offset++]!;
+      if (this.#guardHeaderLeft === 5) this.#guardFlags = byte;
+      else this.#guardLength = this.#guardLength * 256 + byte;
+      if (--this.#guardHeaderLeft > 0) continue;
+      if ((this.#guardFlags & ~compressedFlag) !== 0) {
+        throw new ConnectError(
+          `protocol error: invalid request envelope flags 0x${this.#guardFlags.toString(16).padStart(2, "0")}`,
+          Code.Internal,
+        );
+      }
+      this.#guardSkip = this.#guardLength;
+      this.#guardHeaderLeft = 5;
+      this.#guardLength = 0;
+    }
+  }
+}
+
+/** Connect's answer to a compressed envelope on a call without grpc-encoding (the fast path only takes those). */
+export function assertUncompressed(envelope: Envelope): void {
+  if ((envelope.flags & compressedFlag) !== 0) {
+    throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
+  }
+}
+
+/** The same bytes connect-node's compressionGzip / compressionBrotli produce (zlib with default options), synchronously. */
+const compressSync: Record<string, (data: Uint8Array) => Buffer> = {
+  gzip: (data) => zlib.gzipSync(data, {}),
+  br: (data) => zlib.brotliCompressSync(data, {}),
+};
+
+/**
+ * Response envelopes of immutable messages (the directory's people), encoded
+ * once per message and response compression. Like Connect, only messages of
+ * at least `compressMinBytes` are compressed (and flagged so).
+ */
+export class EnvelopeCache<T extends object> {
+  readonly #byCompression = new Map<string, WeakMap<T, Buffer>>();
+
+  constructor(
+    private readonly serialize: (message: T) => Uint8Array,
+    private readonly compressMinBytes: number,
+  ) {
+    for (const name of ["identity", ...Object.keys(compressSync)]) this.#byCompression.set(name, new WeakMap());
+  }
+
+  /** Whether responses can be compressed with `compression` here (connect-node's built-in ones). */
+  static supports(compression: Compression): boolean {
+    return compression.name in compressSync;
+  }
+
+  get(message: T, compression: Compression | null): Buffer {
+    const cache = this.#byCompression.get(compression?.name ?? "identity")!;
+    let bytes = cache.get(message);
+    if (bytes === undefined) {
+      bytes = this.#encode(message, compression);
+      cache.set(message, bytes);
+    }
+    return bytes;
+  }
+
+  #encode(message: T, compression: Compression | null): Buffer {
+    let data = this.serialize(message);
+    let flags = 0;
+    if (compression !== null && data.byteLength >= this.compressMinBytes) {
+      data = compressSync[compression.name]!(data);
+      flags = compressedFlag;
+    }
+    const out = Buffer.allocUnsafe(5 + data.byteLength);
+    out[0] = flags;
+    out.writeUInt32BE(data.byteLength, 1);
+    out.set(data, 5);
+    return out;
+  }
+}

@@ -1,0 +1,133 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { base64Decode } from "@bufbuild/protobuf/wire";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { capDeadline } from "./limits.js";
+
+type Request = IncomingMessage | Http2ServerRequest;
+type Response = ServerResponse | Http2ServerResponse;
+
+/**
+ * Checks for what connect-node 2.2 gets wrong with malformed requests, run
+ * before it sees them. Returns false when it has answered the request itself.
+ *
+ * - No Host / :authority: connect-node throws synchronously from the request
+ *   listener, which takes the whole process down.
+ * - A Connect GET whose `message` is not base64: connect-node answers 500
+ *   `internal`, as if the server were at fault; it is the client's error.
+ * - Envelope flags a request may not carry (the end-of-stream flag 0x02,
+ *   gRPC-Web's trailer flag 0x80, reserved bits): connect-node ignores them,
+ *   and for Connect silently drops the message. They are framing errors.
+ * - A deadline beyond what a Node timer can wait (2^31-1 ms, about 24.8
+ *   days; gRPC allows up to 99,999,999 hours): Connect's timer fires after
+ *   1 ms instead, so the call fails at once with DEADLINE_EXCEEDED.
+ *   capDeadline cuts such deadlines, besides applying --max-deadline.
+ * - gRPC (not gRPC-Web) over HTTP/1.x: it answers as if it were HTTP/2,
+ *   with the status in trailers that HTTP/1.0 cannot carry at all and that
+ *   HTTP/1.1 clients rarely read. gRPC requires HTTP/2; like grpc-go, say so.
+ * - A request in an encoding it does not support: it answers UNIMPLEMENTED
+ *   as it should, but drops the header that lists the encodings it does
+ *   support (grpc-accept-encoding, ...) as "protocol metadata". Like
+ *   grpc-go and connect-go, every RPC reply now names them.
+ */
+export function createRequestGuard(options: {
+  maxDeadlineMs: number;
+  acceptEncodings: string[];
+  /** The RPCs' paths: gRPC over HTTP/1.x to any other path is left to be a 404. All paths when absent. */
+  rpcPaths?: ReadonlySet<string>;
+}) {
+  const accepted = options.acceptEncodings.join(",");
+  return (req: Request, res: Response): boolean => {
+    const authority = "authority" in req ? req.authority : req.headers.host;
+    if (!authority) {
+      reject(res, 400, "invalid_argument", "missing Host header (HTTP/1.1) or :authority (HTTP/2)");
+      return false;
+    }
+    if (req.method === "GET" && !isGetMessageDecodable(req.url ?? "")) {
+      reject(res, 400, "invalid_argument", "the message query parameter is not valid base64");
+      return false;
+    }
+    const contentType = req.headers["content-type"] ?? "";
+    const isRpc = options.rpcPaths?.has(req.url?.split("?")[0] ?? "") ?? true;
+    if (req.httpVersionMajor === 1 && isRpc && /^application\/grpc(\+|;|$)/.test(contentType)) {
+      reject(res, 505, "unimplemented", "gRPC requires HTTP/2 (h2c with prior knowledge, or TLS); over HTTP/1.1 use gRPC-Web or Connect");
+      return false;
+    }
+    if (/^application\/grpc(-web)?(\+|;|$)/.test(contentType)) {
+      res.setHeader("grpc-accept-encoding", accepted);
+      checkEnvelopeFlags(req, Code.Internal);
+    } else if (contentType.startsWith("application/connect+")) {
+      res.setHeader("connect-accept-encoding", accepted);
+      checkEnvelopeFlags(req, Code.InvalidArgument);
+    } else if (/^application\/(json|proto)(;|$)/.test(contentType) || (req.method === "GET" && /[?&]encoding=/.test(req.url ?? ""))) {
+      res.setHeader("accept-encoding", accepted);
+    }
+    capDeadline(req.headers, options.maxDeadlineMs);
+    return true;
+  };
+}
+
+function isGetMessageDecodable(url: string): boolean {
+  const query = new URLSearchParams(url.slice(url.indexOf("?") + 1));
+  if (query.get("base64") !== "1") return true;
+  try {
+    base64Decode(query.get("message") ?? "");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Connect's error shape; for HTTP/1.1 the connection closes too, since the body may be unread. */
+function reject(res: Response, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ code, message });
+  const headers: Record<string, string | number> = {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+  };
+  if (res.req.httpVersionMajor === 1) headers.connection = "close";
+  (res as ServerResponse).writeHead(status, headers);
+  res.end(body);
+}
+
+/** The only flag a request envelope may carry: compressed. */
+const compressedFlag = 0x01;
+
+/**
+ * Scans the envelope headers of the request body as connect-node reads it
+ * (`for await (… of req)`, the iteration replaced here), and fails the read
+ * at the first envelope with a flag other than "compressed". gRPC
+ * implementations answer INTERNAL for those (grpc-go: "unexpected payload
+ * format", grpc-java: "reserved bits not zero"); Connect classes framing
+ * errors as INVALID_ARGUMENT.
+ */
+function checkEnvelopeFlags(req: Request, code: Code): void {
+  Object.defineProperty(req, Symbol.asyncIterator, {
+    value: async function* (): AsyncGenerator<Buffer> {
+      let payloadLeft = 0;
+      const header = Buffer.alloc(5);
+      let headerFilled = 0;
+      // Readable's own iteration, which the property defined here now hides.
+      for await (const chunk of req.iterator() as AsyncIterable<Buffer>) {
+        let offset = 0;
+        while (offset < chunk.length) {
+          if (payloadLeft > 0) {
+            const skipped = Math.min(payloadLeft, chunk.length - offset);
+            payloadLeft -= skipped;
+            offset += skipped;
+            continue;
+          }
+          header[headerFilled++] = chunk[offset++]!;
+          if (headerFilled < header.length) continue;
+          headerFilled = 0;
+          const flags = header[0]!;
+          if ((flags & ~compressedFlag) !== 0) {
+            throw new ConnectError(`protocol error: invalid request envelope flags 0x${flags.toString(16).padStart(2, "0")}`, code);
+          }
+          payloadLeft = header.readUInt32BE(1);
+        }
+        yield chunk;
+      }
+    },
+  });
+}
