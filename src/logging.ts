@@ -18,9 +18,48 @@ export async function createLogger(level: LogLevel, destination?: DestinationStr
       pretty({ colorize: true, singleLine: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname" }),
     );
   }
-  // Asynchronous writes batch the lines of busy moments: a write(2) per line would cost
-  // more than the call it describes. pino flushes what is pending when the process exits.
-  return pino({ level }, pino.destination({ dest: 1, sync: false }));
+  return pino({ level }, new BatchedStdout());
+}
+
+/**
+ * stdout for log lines, handed over in batches of 64 KiB or 100 ms. A write(2)
+ * per line would cost more than the call it describes, and pino's asynchronous
+ * destination (sonic-boom) re-measures its whole pending buffer on every write
+ * (~9 KB of garbage, ~6 µs per line on a busy server).
+ */
+class BatchedStdout {
+  static readonly batchBytes = 64 * 1024;
+  static readonly batchMs = 100;
+  readonly #out = pino.destination({ dest: 1, sync: false });
+  #lines: string[] = [];
+  #bytes = 0;
+  #timer: NodeJS.Timeout | undefined = undefined;
+
+  constructor() {
+    // The last batch, also on process.exit() after a signal.
+    process.once("exit", () => {
+      this.#flush();
+      this.#out.flushSync();
+    });
+  }
+
+  write(line: string): boolean {
+    this.#lines.push(line);
+    this.#bytes += line.length;
+    if (this.#bytes >= BatchedStdout.batchBytes) this.#flush();
+    else this.#timer ??= setTimeout(this.#flush, BatchedStdout.batchMs).unref();
+    return true;
+  }
+
+  readonly #flush = (): void => {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#lines.length === 0) return;
+    const data = this.#lines.join("");
+    this.#lines = [];
+    this.#bytes = 0;
+    this.#out.write(data);
+  };
 }
 
 /** For servers started without a logger (tests, benchmarks): metrics still count, nothing is written. */
