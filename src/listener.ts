@@ -200,12 +200,19 @@ function closeWhenIdle(session: http2.ServerHttp2Session, idleMs: number, closin
  * the client ends it, holding a stream slot and a graceful close.
  */
 function releaseAfterResponse(stream: http2.ServerHttp2Stream): void {
-  stream.once("wantTrailers", () => {
-    // After the compat layer's own listener has sent the trailers, which the reset must follow.
-    setImmediate(() => {
-      if (!stream.closed && !stream.destroyed && stream.state.remoteClose === 0) {
-        stream.close(http2.constants.NGHTTP2_NO_ERROR);
-      }
-    });
-  });
+  stream.once("wantTrailers", onTrailersDue);
+}
+
+// Module-level functions: no closures per stream on the hot path.
+function onTrailersDue(this: http2.ServerHttp2Stream): void {
+  // A client that already ended its side (every unary call) needs no reset.
+  if (this.readableEnded) return;
+  // After the compat layer's own listener has sent the trailers, which the reset must follow.
+  setImmediate(releaseIfOpen, this);
+}
+
+function releaseIfOpen(stream: http2.ServerHttp2Stream): void {
+  if (!stream.closed && !stream.destroyed && stream.state.remoteClose === 0) {
+    stream.close(http2.constants.NGHTTP2_NO_ERROR);
+  }
 }
