@@ -211,6 +211,8 @@ function outcome(call: Call, res: NodeResponse): Code | 0 {
   if ("stream" in res) {
     const status = res.stream.sentTrailers?.["grpc-status"] ?? res.stream.sentHeaders?.["grpc-status"];
     if (status !== undefined) return Number(status);
+    // Reset by the client before any status went out: the compat layer may still report the response as finished.
+    if (res.stream.aborted) return Code.Canceled;
   }
   if (!res.writableFinished) return Code.Canceled; // the client went away first
   if (call.cause !== undefined) {
