@@ -23,27 +23,17 @@ import type { Person } from "../gen/person_pb.js";
 import { RouteGuide } from "../gen/route_guide_pb.js";
 import { getMaxAgeSeconds } from "./cache.js";
 import { cachedSerialization } from "./cached-serialization.js";
-import type { Directory } from "./directory.js";
 import {
   assertHonoured,
-  type ConnectOptions,
   type FastPath,
   header,
   isPath,
   type Request,
   type Response,
+  observedGetPerson,
+  type FastUnaryOptions,
   UnaryCall,
 } from "./fast-unary.js";
-import type { Observability } from "./observability.js";
-import { personNamed } from "./service.js";
-
-export interface FastConnectOptions {
-  directory: Directory;
-  /** The router's settings: the fast path applies the same limits. */
-  connect: ConnectOptions;
-  /** Counts and logs fast-path calls as its interceptor does for connect-node's. */
-  observability: Observability;
-}
 
 /**
  * Connect unary GetPerson (POST with a JSON or binary body, and GET) without
@@ -58,7 +48,7 @@ export interface FastConnectOptions {
  * status mapping, the same service logic (personNamed), the cache headers of
  * src/cache.ts, and the same call record for logs and metrics.
  */
-export function createFastConnect(options: FastConnectOptions): FastPath {
+export function createFastConnect(options: FastUnaryOptions): FastPath {
   const { connect } = options;
   assertHonoured("src/fast-connect.ts", connect, options.observability, [
     connect.requireConnectProtocolHeader === true && "requireConnectProtocolHeader",
@@ -73,8 +63,7 @@ const getPersonPath = createMethodUrl("/", getPerson);
 const cacheable = `public, max-age=${getMaxAgeSeconds}`;
 
 class FastConnect {
-  readonly #directory: Directory;
-  readonly #observability: Observability;
+  readonly #options: FastUnaryOptions;
   readonly #limits: ReturnType<typeof validateReadWriteMaxBytes>;
   /** Largest request message: Connect's readMaxBytes. */
   readonly readMaxBytes: number;
@@ -86,9 +75,9 @@ class FastConnect {
   /** Each person's answer, per format (JSON, binary), encoded once. */
   readonly #encoded: readonly [(p: Person) => Body, (p: Person) => Body];
 
-  constructor({ directory, connect, observability }: FastConnectOptions) {
-    this.#directory = directory;
-    this.#observability = observability;
+  constructor(options: FastUnaryOptions) {
+    const { connect } = options;
+    this.#options = options;
     this.#limits = validateReadWriteMaxBytes(connect.readMaxBytes, connect.writeMaxBytes, connect.compressMinBytes);
     this.readMaxBytes = this.#limits.readMaxBytes;
     this.#maxTimeoutMs = connect.maxTimeoutMs ?? Number.MAX_SAFE_INTEGER;
@@ -165,22 +154,12 @@ class FastConnect {
     } catch (e) {
       return this.fail(call, e, false);
     }
-    // What the observability interceptor records on connect-node's path.
-    const record = this.#observability.callOf(call.req);
-    if (record !== undefined) {
-      record.reached = true;
-      record.received = 1;
-    }
     let person: Person;
     try {
-      const aborted = call.abortReason(this.#shutdownSignal);
-      if (aborted !== undefined) throw aborted;
-      person = personNamed(this.#directory, name);
+      person = observedGetPerson(this.#options, call, this.#shutdownSignal, name);
     } catch (e) {
-      if (record !== undefined) record.cause = e;
       return this.fail(call, e, true);
     }
-    if (record !== undefined) record.sent = 1;
     let body: Body;
     try {
       body = this.#encoded[call.binary ? 1 : 0](person);

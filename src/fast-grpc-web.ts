@@ -21,28 +21,18 @@ import {
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { Person } from "../gen/person_pb.js";
 import { type Name, RouteGuide } from "../gen/route_guide_pb.js";
-import type { Directory } from "./directory.js";
 import {
   assertHonoured,
-  type ConnectOptions,
   type FastPath,
   header,
   isPath,
   type Request,
   type Response,
+  observedGetPerson,
+  type FastUnaryOptions,
   UnaryCall,
 } from "./fast-unary.js";
 import { assertUncompressed, EnvelopeCache, EnvelopeSplitter } from "./grpc-envelopes.js";
-import type { Observability } from "./observability.js";
-import { personNamed } from "./service.js";
-
-export interface FastGrpcWebOptions {
-  directory: Directory;
-  /** The router's settings: the fast path applies the same limits and compressions. */
-  connect: ConnectOptions;
-  /** Counts and logs fast-path calls as its interceptor does for connect-node's. */
-  observability: Observability;
-}
 
 /**
  * gRPC-Web unary GetPerson (binary, what browsers' gRPC-Web clients send),
@@ -55,7 +45,7 @@ export interface FastGrpcWebOptions {
  * codes, the same service logic and call record. test/fast-connect.test.ts
  * compares the two paths.
  */
-export function createFastGrpcWeb(options: FastGrpcWebOptions): FastPath {
+export function createFastGrpcWeb(options: FastUnaryOptions): FastPath {
   const { connect } = options;
   assertHonoured("src/fast-grpc-web.ts", connect, options.observability, [
     connect.acceptCompression?.some((c) => !EnvelopeCache.supports(c)) === true && "acceptCompression other than gzip and br",
@@ -71,8 +61,7 @@ const getPersonPath = createMethodUrl("/", getPerson);
 const okTrailer = Buffer.from(encodeEnvelope(trailerFlag, trailerSerialize(new Headers({ "grpc-status": grpcStatusOk }))));
 
 class FastGrpcWeb {
-  readonly #directory: Directory;
-  readonly #observability: Observability;
+  readonly #options: FastUnaryOptions;
   readonly #maxTimeoutMs: number;
   readonly #shutdownSignal: AbortSignal | undefined;
   readonly #acceptCompression: Compression[];
@@ -82,9 +71,9 @@ class FastGrpcWeb {
   readonly parseName: Serialization<Name>["parse"];
   readonly #people: EnvelopeCache<Person>;
 
-  constructor({ directory, connect, observability }: FastGrpcWebOptions) {
-    this.#directory = directory;
-    this.#observability = observability;
+  constructor(options: FastUnaryOptions) {
+    const { connect } = options;
+    this.#options = options;
     this.#maxTimeoutMs = connect.maxTimeoutMs ?? Number.MAX_SAFE_INTEGER;
     this.#shutdownSignal = connect.shutdownSignal;
     // connectNodeAdapter's default when none is given.
@@ -120,22 +109,12 @@ class FastGrpcWeb {
 
   /** The body is complete with its one message: ask the service, send the person and grpc-status 0. */
   answer(call: GrpcWebCall, name: string): void {
-    // What the observability interceptor records on connect-node's path.
-    const record = this.#observability.callOf(call.req);
-    if (record !== undefined) {
-      record.reached = true;
-      record.received = 1;
-    }
     let person: Person;
     try {
-      const aborted = call.abortReason(this.#shutdownSignal);
-      if (aborted !== undefined) throw aborted;
-      person = personNamed(this.#directory, name);
+      person = observedGetPerson(this.#options, call, this.#shutdownSignal, name);
     } catch (e) {
-      if (record !== undefined) record.cause = e;
       return this.fail(call, e);
     }
-    if (record !== undefined) record.sent = 1;
     writeResponse(call, Buffer.concat([this.#people.get(person, call.compression), okTrailer]));
   }
 

@@ -2,7 +2,10 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import type { Person } from "../gen/person_pb.js";
+import type { Directory } from "./directory.js";
 import type { Observability } from "./observability.js";
+import { personNamed } from "./service.js";
 
 /**
  * What the fast paths for unary calls on Node's request/response API
@@ -19,6 +22,14 @@ export type FastPath = (req: Request, res: Response) => boolean;
 
 /** The router's settings (server.ts's `connect` slot), which a fast path applies as connect-node does. */
 export type ConnectOptions = Omit<ConnectNodeAdapterOptions, "routes" | "fallback">;
+
+export interface FastUnaryOptions {
+  directory: Directory;
+  /** The router's settings: the fast path applies the same limits and compressions. */
+  connect: ConnectOptions;
+  /** Counts and logs fast-path calls as its interceptor does for connect-node's. */
+  observability: Observability;
+}
 
 const kCall = Symbol("fast-unary.call");
 type TaggedRequest = Request & { [kCall]?: UnaryCall };
@@ -78,6 +89,35 @@ export abstract class UnaryCall {
       return new ConnectError("the operation timed out", Code.DeadlineExceeded);
     }
     return shutdownSignal?.aborted ? ConnectError.from(shutdownSignal.reason) : undefined;
+  }
+}
+
+/**
+ * GetPerson for a call whose one message has arrived, recorded as the
+ * observability interceptor records it on connect-node's path: the service
+ * sees the deadline and shutdown as `ctx.signal` would, and its error (thrown
+ * on to the caller) is the call's cause.
+ */
+export function observedGetPerson(
+  { directory, observability }: FastUnaryOptions,
+  call: UnaryCall,
+  shutdownSignal: AbortSignal | undefined,
+  name: string,
+): Person {
+  const record = observability.callOf(call.req);
+  if (record !== undefined) {
+    record.reached = true;
+    record.received = 1;
+  }
+  try {
+    const aborted = call.abortReason(shutdownSignal);
+    if (aborted !== undefined) throw aborted;
+    const person = personNamed(directory, name);
+    if (record !== undefined) record.sent = 1;
+    return person;
+  } catch (e) {
+    if (record !== undefined) record.cause = e;
+    throw e;
   }
 }
 
