@@ -1,6 +1,6 @@
 import type http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { compressionBrotli, compressionGzip, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import {
   type Compression,
   compressionNegotiate,
@@ -18,15 +18,11 @@ import { assertUncompressed, type Envelope, EnvelopeCache, EnvelopeSplitter } fr
 import { capDeadline } from "./limits.js";
 import type { StreamHandler } from "./listener.js";
 import type { Call, Observability } from "./observability.js";
+import { assertHonoured, type FastUnaryOptions } from "./fast-unary.js";
 import { createRequestGuard } from "./request-guard.js";
 import { personInStream, personNamed } from "./service.js";
 
-export interface FastGrpcOptions {
-  directory: Directory;
-  /** The router's settings (server.ts's `connect` slot): the same limits, compressions and shutdown signal apply. */
-  connect: Omit<ConnectNodeAdapterOptions, "routes" | "fallback">;
-  /** Counts and logs fast calls as its interceptor does Connect's. */
-  observability: Observability;
+export interface FastGrpcOptions extends FastUnaryOptions {
   /** Longest deadline a call gets (0: none), as src/limits.ts's capDeadline applies it. */
   maxDeadlineMs: number;
   /** As the CORS middleware has them: fast responses carry the headers it adds. */
@@ -44,7 +40,10 @@ export interface FastGrpcOptions {
  * methods): those go on to Connect, unread. For the listener's `onStream`.
  */
 export function createFastGrpc(options: FastGrpcOptions): StreamHandler {
-  assertHonoured(options.connect, options.observability);
+  const { connect } = options;
+  assertHonoured("src/fast-grpc.ts", connect, options.observability, [
+    connect.acceptCompression?.some((c) => !EnvelopeCache.supports(c)) === true && "acceptCompression other than gzip and br",
+  ]);
   const server = new FastGrpc(options);
   return (stream, headers) => server.take(stream, headers);
 }
@@ -431,21 +430,4 @@ function pipelineHeaders(origins: string[], guard: Parameters<typeof createReque
   });
   if (!passed) throw new Error("the request pipeline did not pass a plain gRPC request through synchronously");
   return headers;
-}
-
-/** Settings the fast path would silently skip: refuse to start rather than answer differently. */
-function assertHonoured(connect: FastGrpcOptions["connect"], observability: Observability): void {
-  const unknown = (connect.interceptors ?? []).filter((i) => i !== observability.interceptor);
-  const skipped = [
-    unknown.length > 0 && "interceptors",
-    connect.requestGate !== undefined && "requestGate",
-    connect.binaryOptions !== undefined && "binaryOptions",
-    connect.requestPathPrefix !== undefined && "requestPathPrefix",
-    connect.acceptCompression?.some((c) => !EnvelopeCache.supports(c)) && "acceptCompression other than gzip and br",
-  ].filter((s) => typeof s === "string");
-  if (skipped.length > 0) {
-    throw new Error(
-      `the gRPC fast path (src/fast-grpc.ts) does not apply ${skipped.join(", ")}: teach it to, or start with --no-fast-path`,
-    );
-  }
 }

@@ -11,7 +11,8 @@ import { personNamed } from "./service.js";
  * What the fast paths for unary calls on Node's request/response API
  * (src/fast-connect.ts, src/fast-grpc-web.ts) have in common: how they are
  * plugged into the pipeline, how they read a body, and how they see the
- * deadline and shutdown as the service's context would.
+ * deadline and shutdown as the service's context would. Their options and
+ * the check of router settings serve the gRPC fast path (src/fast-grpc.ts) too.
  */
 
 export type Request = IncomingMessage | Http2ServerRequest;
