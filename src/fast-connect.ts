@@ -18,7 +18,6 @@ import {
   errorToJsonBytes,
   parseTimeout,
 } from "@connectrpc/connect/protocol-connect";
-import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { Person } from "../gen/person_pb.js";
 import { RouteGuide } from "../gen/route_guide_pb.js";
 import { getMaxAgeSeconds } from "./cache.js";
@@ -31,6 +30,7 @@ import {
   type Request,
   type Response,
   observedGetPerson,
+  routerSettings,
   type FastUnaryOptions,
   UnaryCall,
 } from "./fast-unary.js";
@@ -76,14 +76,13 @@ class FastConnect {
   readonly #encoded: readonly [(p: Person) => Body, (p: Person) => Body];
 
   constructor(options: FastUnaryOptions) {
-    const { connect } = options;
     this.#options = options;
-    this.#limits = validateReadWriteMaxBytes(connect.readMaxBytes, connect.writeMaxBytes, connect.compressMinBytes);
+    const settings = routerSettings(options.connect);
+    this.#limits = settings.limits;
     this.readMaxBytes = this.#limits.readMaxBytes;
-    this.#maxTimeoutMs = connect.maxTimeoutMs ?? Number.MAX_SAFE_INTEGER;
-    this.#shutdownSignal = connect.shutdownSignal;
-    // connectNodeAdapter's default when none is given.
-    this.#acceptCompression = connect.acceptCompression ?? [compressionGzip, compressionBrotli];
+    this.#maxTimeoutMs = settings.maxTimeoutMs;
+    this.#shutdownSignal = settings.shutdownSignal;
+    this.#acceptCompression = settings.acceptCompression;
     this.#serialization = createMethodSerializationLookup(getPerson, undefined, undefined, this.#limits);
     const json = this.#serialization.getO(false);
     const binary = this.#serialization.getO(true);

@@ -8,7 +8,6 @@ import {
   encodeEnvelope,
   envelopeCompress,
   type Serialization,
-  validateReadWriteMaxBytes,
 } from "@connectrpc/connect/protocol";
 import {
   contentTypeProto,
@@ -18,7 +17,6 @@ import {
   trailerFlag,
   trailerSerialize,
 } from "@connectrpc/connect/protocol-grpc-web";
-import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { Person } from "../gen/person_pb.js";
 import { type Name, RouteGuide } from "../gen/route_guide_pb.js";
 import {
@@ -29,6 +27,7 @@ import {
   type Request,
   type Response,
   observedGetPerson,
+  routerSettings,
   type FastUnaryOptions,
   UnaryCall,
 } from "./fast-unary.js";
@@ -72,13 +71,11 @@ class FastGrpcWeb {
   readonly #people: EnvelopeCache<Person>;
 
   constructor(options: FastUnaryOptions) {
-    const { connect } = options;
     this.#options = options;
-    this.#maxTimeoutMs = connect.maxTimeoutMs ?? Number.MAX_SAFE_INTEGER;
-    this.#shutdownSignal = connect.shutdownSignal;
-    // connectNodeAdapter's default when none is given.
-    this.#acceptCompression = connect.acceptCompression ?? [compressionGzip, compressionBrotli];
-    const limits = validateReadWriteMaxBytes(connect.readMaxBytes, connect.writeMaxBytes, connect.compressMinBytes);
+    const { limits, maxTimeoutMs, shutdownSignal, acceptCompression } = routerSettings(options.connect);
+    this.#maxTimeoutMs = maxTimeoutMs;
+    this.#shutdownSignal = shutdownSignal;
+    this.#acceptCompression = acceptCompression;
     this.#compressMinBytes = limits.compressMinBytes;
     this.readMaxBytes = limits.readMaxBytes;
     const serialization = createMethodSerializationLookup(getPerson, undefined, undefined, limits);

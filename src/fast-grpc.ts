@@ -1,13 +1,11 @@
 import type http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import {
   type Compression,
   compressionNegotiate,
   createMethodSerializationLookup,
   createMethodUrl,
   type Serialization,
-  validateReadWriteMaxBytes,
 } from "@connectrpc/connect/protocol";
 import { contentTypeProto, grpcStatusOk, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Person } from "../gen/person_pb.js";
@@ -18,7 +16,7 @@ import { assertUncompressed, type Envelope, EnvelopeCache, EnvelopeSplitter } fr
 import { capDeadline } from "./limits.js";
 import type { StreamHandler } from "./listener.js";
 import type { Call, Observability } from "./observability.js";
-import { assertHonoured, type FastUnaryOptions } from "./fast-unary.js";
+import { assertHonoured, type FastUnaryOptions, routerSettings } from "./fast-unary.js";
 import { createRequestGuard } from "./request-guard.js";
 import { personInStream, personNamed } from "./service.js";
 
@@ -72,13 +70,11 @@ class FastGrpc {
   constructor(options: FastGrpcOptions) {
     this.directory = options.directory;
     this.observability = options.observability;
-    const connect = options.connect;
     this.maxDeadlineMs = options.maxDeadlineMs;
-    this.maxTimeoutMs = connect.maxTimeoutMs ?? Number.MAX_SAFE_INTEGER;
-    this.shutdownSignal = connect.shutdownSignal;
-    // connectNodeAdapter's default when none is given.
-    this.#acceptCompression = connect.acceptCompression ?? [compressionGzip, compressionBrotli];
-    const limits = validateReadWriteMaxBytes(connect.readMaxBytes, connect.writeMaxBytes, connect.compressMinBytes);
+    const { limits, maxTimeoutMs, shutdownSignal, acceptCompression } = routerSettings(options.connect);
+    this.maxTimeoutMs = maxTimeoutMs;
+    this.shutdownSignal = shutdownSignal;
+    this.#acceptCompression = acceptCompression;
     this.readMaxBytes = limits.readMaxBytes;
     const getPerson = RouteGuide.method.getPerson;
     const serialization = createMethodSerializationLookup(getPerson, undefined, undefined, limits);

@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import { validateReadWriteMaxBytes } from "@connectrpc/connect/protocol";
+import { compressionBrotli, compressionGzip, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import type { Person } from "../gen/person_pb.js";
 import type { Directory } from "./directory.js";
 import type { Observability } from "./observability.js";
@@ -23,6 +24,16 @@ export type FastPath = (req: Request, res: Response) => boolean;
 
 /** The router's settings (server.ts's `connect` slot), which a fast path applies as connect-node does. */
 export type ConnectOptions = Omit<ConnectNodeAdapterOptions, "routes" | "fallback">;
+
+/** The router settings every fast path applies, with connectNodeAdapter's defaults where none is given. */
+export function routerSettings(connect: ConnectOptions) {
+  return {
+    limits: validateReadWriteMaxBytes(connect.readMaxBytes, connect.writeMaxBytes, connect.compressMinBytes),
+    maxTimeoutMs: connect.maxTimeoutMs ?? Number.MAX_SAFE_INTEGER,
+    shutdownSignal: connect.shutdownSignal,
+    acceptCompression: connect.acceptCompression ?? [compressionGzip, compressionBrotli],
+  };
+}
 
 export interface FastUnaryOptions {
   directory: Directory;
