@@ -1,14 +1,9 @@
 import type { ServerResponse } from "node:http";
 import { createConnectRouter, type ConnectRouter } from "@connectrpc/connect";
-import {
-  compressionBrotli,
-  compressionGzip,
-  connectNodeAdapter,
-  type ConnectNodeAdapterOptions,
-} from "@connectrpc/connect-node";
+import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import { cacheGetResponses, varyOnAcceptEncoding } from "./cache.js";
 import { createCorsMiddleware } from "./cors.js";
-import type { FastPath } from "./fast-unary.js";
+import { type FastPath, routerSettings } from "./fast-unary.js";
 import type { RequestHandler } from "./listener.js";
 import { createRequestGuard } from "./request-guard.js";
 
@@ -37,14 +32,13 @@ export function createHttpHandler(options: HandlerOptions): RequestHandler {
     routes: options.routes,
     ...(options.fallback && { fallback: options.fallback as ConnectNodeAdapterOptions["fallback"] }),
   }) as RequestHandler;
+  const { rpcPaths, needsHttp2 } = requestPaths(options.routes);
   const guard = createRequestGuard({
     maxDeadlineMs: options.maxDeadlineMs ?? 0,
-    // connectNodeAdapter's default when none is given.
-    acceptEncodings: (options.connect?.acceptCompression ?? [compressionGzip, compressionBrotli]).map((c) => c.name),
-    rpcPaths: rpcPaths(options.routes),
+    acceptEncodings: routerSettings(options.connect ?? {}).acceptCompression.map((c) => c.name),
+    rpcPaths,
   });
   const endpoints = new Map(Object.entries(options.endpoints ?? {}));
-  const needsHttp2 = streamingRequestPaths(options.routes);
   const fastPaths = options.fastPaths ?? [];
   const takenByFastPath: FastPath = (req, res) => {
     for (const take of fastPaths) if (take(req, res)) return true;
@@ -61,22 +55,20 @@ export function createHttpHandler(options: HandlerOptions): RequestHandler {
     });
 }
 
-/** Paths of every RPC the routes serve. */
-function rpcPaths(routes: (router: ConnectRouter) => void): Set<string> {
+/**
+ * Paths of every RPC the routes serve, and of those whose requests stream:
+ * they need HTTP/2, which browsers and plain curl don't speak.
+ */
+function requestPaths(routes: (router: ConnectRouter) => void): { rpcPaths: Set<string>; needsHttp2: Set<string> } {
   const router = createConnectRouter();
   routes(router);
-  return new Set(router.handlers.map((h) => h.requestPath));
-}
-
-/** Paths of methods whose requests stream: they need HTTP/2, which browsers and plain curl don't speak. */
-function streamingRequestPaths(routes: (router: ConnectRouter) => void): Set<string> {
-  const router = createConnectRouter();
-  routes(router);
-  return new Set(
-    router.handlers
-      .filter((h) => h.method.methodKind === "bidi_streaming" || h.method.methodKind === "client_streaming")
-      .map((h) => h.requestPath),
+  const streaming = router.handlers.filter(
+    (h) => h.method.methodKind === "bidi_streaming" || h.method.methodKind === "client_streaming",
   );
+  return {
+    rpcPaths: new Set(router.handlers.map((h) => h.requestPath)),
+    needsHttp2: new Set(streaming.map((h) => h.requestPath)),
+  };
 }
 
 /**
