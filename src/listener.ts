@@ -128,11 +128,11 @@ function track(
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
   });
-  h2.on("session", (session: http2.ServerHttp2Session) => {
+  h2.on("session", (session: WatchedSession) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
-    closeWhenIdle(session, options.idleTimeoutMs, options.handshakeTimeoutMs);
-    session.on("stream", releaseAfterResponse);
+    if (options.idleTimeoutMs > 0) session[kIdle] = new IdleWatch(session, options.idleTimeoutMs, options.handshakeTimeoutMs);
+    session.on("stream", onSessionStream);
   });
   return {
     server,
@@ -162,9 +162,31 @@ function streamsFirstTo(h2: http2.Http2Server | http2.Http2SecureServer, onStrea
   const compat = h2.listeners("stream") as Array<(...args: unknown[]) => void>;
   if (compat.length !== 1) throw new Error(`expected Node's compat "stream" listener alone, found ${compat.length}`);
   h2.removeAllListeners("stream");
-  h2.on("stream", function (this: unknown, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) {
-    if (!onStream(stream, headers)) compat[0]!.call(this, stream, headers, ...rest);
+  // Node emits (stream, headers, flags, rawHeaders); named, so no arguments array is built per stream.
+  h2.on("stream", function (this: unknown, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) {
+    if (!onStream(stream, headers)) compat[0]!.call(this, stream, headers, flags, rawHeaders);
   });
+}
+
+// Per-stream work below is done by module-level functions that find their
+// state on the session or stream: no closures per stream on the hot path.
+const kIdle = Symbol("listener.idle");
+type WatchedSession = http2.ServerHttp2Session & { [kIdle]?: IdleWatch };
+// A stream no longer knows its session once closed, so it carries the watch itself.
+type WatchedStream = http2.ServerHttp2Stream & { [kIdle]?: IdleWatch };
+
+function onSessionStream(this: WatchedSession, stream: WatchedStream): void {
+  stream.on("wantTrailers", onTrailersDue); // emitted once per stream
+  const idle = this[kIdle];
+  if (idle !== undefined) {
+    idle.streamOpened();
+    stream[kIdle] = idle;
+    stream.on("close", onWatchedStreamClose);
+  }
+}
+
+function onWatchedStreamClose(this: WatchedStream): void {
+  this[kIdle]!.streamClosed();
 }
 
 /**
@@ -172,25 +194,44 @@ function streamsFirstTo(h2: http2.Http2Server | http2.Http2SecureServer, onStrea
  * gets GOAWAY, and is destroyed if it has not closed `closingMs` later (a
  * client stuck in the middle of a header block keeps nghttp2 from closing).
  */
-function closeWhenIdle(session: http2.ServerHttp2Session, idleMs: number, closingMs: number): void {
-  if (idleMs === 0) return; // 0: never
-  let open = 0;
-  let timer: NodeJS.Timeout | undefined;
-  const arm = () => {
-    timer = setTimeout(() => {
-      session.close();
-      timer = setTimeout(() => session.destroy(), closingMs);
-    }, idleMs);
-  };
-  arm();
-  session.on("stream", (stream: http2.ServerHttp2Stream) => {
-    open++;
-    clearTimeout(timer);
-    stream.once("close", () => {
-      if (--open === 0 && !session.closed) arm();
-    });
-  });
-  session.once("close", () => clearTimeout(timer));
+class IdleWatch {
+  #open = 0;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly session: http2.ServerHttp2Session,
+    readonly idleMs: number,
+    readonly closingMs: number,
+  ) {
+    this.#arm();
+    session.once("close", () => clearTimeout(this.#timer));
+  }
+
+  streamOpened(): void {
+    this.#open++;
+    clearTimeout(this.#timer);
+  }
+
+  streamClosed(): void {
+    if (--this.#open === 0 && !this.session.closed) this.#arm();
+  }
+
+  #arm(): void {
+    this.#timer = setTimeout(goAwayWhenIdle, this.idleMs, this);
+  }
+
+  goAway(): void {
+    this.session.close();
+    this.#timer = setTimeout(destroySession, this.closingMs, this.session);
+  }
+}
+
+function goAwayWhenIdle(watch: IdleWatch): void {
+  watch.goAway();
+}
+
+function destroySession(session: http2.ServerHttp2Session): void {
+  session.destroy();
 }
 
 /**
@@ -199,11 +240,6 @@ function closeWhenIdle(session: http2.ServerHttp2Session, idleMs: number, closin
  * the stream with NO_ERROR (RFC 9113 §8.1). Otherwise it stays open until
  * the client ends it, holding a stream slot and a graceful close.
  */
-function releaseAfterResponse(stream: http2.ServerHttp2Stream): void {
-  stream.once("wantTrailers", onTrailersDue);
-}
-
-// Module-level functions: no closures per stream on the hot path.
 function onTrailersDue(this: http2.ServerHttp2Stream): void {
   // A client that already ended its side (every unary call) needs no reset.
   if (this.readableEnded) return;
