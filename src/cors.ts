@@ -23,5 +23,13 @@ export function createCorsMiddleware(origins: string[]): CorsMiddleware {
     // Browsers cache the preflight answer for up to two hours (Chromium's cap).
     maxAge: 7200,
   });
-  return middleware as unknown as CorsMiddleware;
+  return (req, res, next) => {
+    // Browsers send Origin with every cross-origin request (and with every POST), so CORS
+    // headers in the answer to a request without one can only help when a cache hands that
+    // answer to a browser later, and caches keep GET answers, not POST ones. So a POST without
+    // Origin (every gRPC call, curl's) skips the middleware, as Go's rs/cors skips any request
+    // without Origin; on a busy server that is two headers and a few µs less per call.
+    if (req.method === "POST" && req.headers.origin === undefined) return next();
+    middleware(req as never, res as never, next);
+  };
 }

@@ -1,9 +1,11 @@
 // Cache headers: a successful Connect GET of GetPerson may be kept by browsers
-// and CDNs for a minute; errors and POSTs must not be kept.
+// and CDNs for a minute; errors and POSTs must not be kept. CORS headers go
+// wherever a browser may see the answer.
 import assert from "node:assert/strict";
 import http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
 import { startTestServer, type RunningServer } from "./helpers.js";
+import { envelope, h2Request, nameBytes } from "./raw.js";
 
 
 const getUrl = (base: string, name: string) =>
@@ -74,6 +76,43 @@ for (const fastPath of [true, false]) {
         assert.equal(res.headers.get("access-control-allow-origin"), "http://app.example");
         assert.equal(res.headers.get("vary"), "Origin, Accept-Encoding");
         assert.equal(res.headers.get("cache-control"), "public, max-age=60");
+      });
+    });
+
+    describe("CORS headers, which a cache may hand to a browser", () => {
+      it("a GET without Origin carries them: a CDN may serve the answer to a page on another origin", async () => {
+        const res = await fetch(getUrl(server.url, "Alice"));
+        assert.equal(res.headers.get("access-control-allow-origin"), "*");
+        assert.match(res.headers.get("access-control-expose-headers") ?? "", /Grpc-Status/i);
+      });
+
+      it("a POST without Origin (curl, any non-browser client) gets none: no cache keeps it", async () => {
+        const res = await postJson(server.url, "Alice");
+        assert.equal(res.status, 200);
+        assert.equal(res.headers.get("access-control-allow-origin"), null);
+        assert.equal(res.headers.get("access-control-expose-headers"), null);
+      });
+
+      it("a POST with Origin, as browsers send it, gets them", async () => {
+        const res = await fetch(`${server.url}/RouteGuide/GetPerson`, {
+          method: "POST",
+          headers: { "content-type": "application/json", origin: "http://page.example" },
+          body: JSON.stringify({ name: "Alice" }),
+        });
+        assert.equal(res.status, 200);
+        assert.equal(res.headers.get("access-control-allow-origin"), "*");
+        assert.match(res.headers.get("access-control-expose-headers") ?? "", /Grpc-Status/i);
+      });
+
+      it("a gRPC call gets none, with or without the fast path", async () => {
+        const reply = await h2Request(
+          server.url,
+          { ":path": "/RouteGuide/GetPerson", "content-type": "application/grpc", te: "trailers" },
+          envelope(0, nameBytes("Alice")),
+        );
+        assert.equal(reply.trailers["grpc-status"], "0");
+        assert.equal(reply.headers["access-control-allow-origin"], undefined);
+        assert.equal(reply.headers["access-control-expose-headers"], undefined);
       });
     });
 
