@@ -22,20 +22,21 @@ export async function createLogger(level: LogLevel, destination?: DestinationStr
 }
 
 /**
- * stdout for log lines, handed over in batches of 64 KiB or 100 ms. A write(2)
- * per line would cost more than the call it describes, and pino's asynchronous
- * destination (sonic-boom) re-measures its whole pending buffer on every write
- * (~9 KB of garbage, ~6 µs per line on a busy server). Each line is copied into
- * the batch's buffer as it comes, so the string dies young instead of waiting
- * for the batch on the heap, where the young-generation collector would copy it.
+ * stdout for log lines, written in batches of 64 KiB or 100 ms. A write(2)
+ * per line would cost more than the call it describes. Each batch is written
+ * synchronously, as pino's default destination writes each line: a slow
+ * reader of stdout slows the server down instead of letting lines pile up in
+ * memory, and the last batch is out before the process exits (an asynchronous
+ * write still in flight at exit is lost, which pino's own flushSync() cannot
+ * help). Each line is copied into the batch's buffer as it comes, so the
+ * string dies young instead of waiting for the batch on the heap.
  */
 class BatchedStdout {
   static readonly batchBytes = 64 * 1024;
   static readonly batchMs = 100;
-  // In "buffer" mode sonic-boom writes Buffers, which its types (strings only) do not show.
-  readonly #out = pino.destination({ dest: 1, sync: false, contentMode: "buffer" }) as unknown as {
+  // sonic-boom for its handling of partial writes and EAGAIN (a non-blocking pipe); its types only show strings.
+  readonly #out = pino.destination({ dest: 1, sync: true, contentMode: "buffer" }) as unknown as {
     write(data: Buffer): boolean;
-    flushSync(): void;
   };
   #batch = Buffer.allocUnsafe(BatchedStdout.batchBytes);
   #used = 0;
@@ -43,10 +44,7 @@ class BatchedStdout {
 
   constructor() {
     // The last batch, also on process.exit() after a signal.
-    process.once("exit", () => {
-      this.#flush();
-      this.#out.flushSync();
-    });
+    process.once("exit", () => this.#flush());
   }
 
   write(line: string): boolean {
@@ -68,9 +66,7 @@ class BatchedStdout {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#used === 0) return;
-    // sonic-boom keeps the buffer until it is written: the next batch gets a new one.
-    this.#out.write(this.#batch.subarray(0, this.#used));
-    this.#batch = Buffer.allocUnsafe(BatchedStdout.batchBytes);
+    this.#out.write(this.#batch.subarray(0, this.#used)); // written before it returns: the buffer is free again
     this.#used = 0;
   };
 }

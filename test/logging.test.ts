@@ -1,0 +1,46 @@
+// The log on stdout as `npm start` writes it when no terminal watches:
+// batched, yet every line whole, in order, and out before the process exits.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { describe, it } from "node:test";
+import { promisify } from "node:util";
+
+const execFileAsync = promisify(execFile);
+
+// Lines around the 64 KiB batch: small ones, ones too big for a batch, multi-byte text filling one unevenly.
+const makeMessages = `[
+  ...Array.from({ length: 3_000 }, (_, i) => "call " + i),
+  "x".repeat(30_000),
+  "é".repeat(21_000),
+  "日本語".repeat(10_000),
+  ...Array.from({ length: 500 }, (_, i) => "ü".repeat(i) + " " + i),
+  "last",
+]`;
+
+/** Logs the messages at info through createLogger's stdout destination in a child process, then exits. */
+async function logInChild(exit: "return" | "process.exit"): Promise<string[]> {
+  const script = `
+    const { createLogger } = await import("./src/logging.ts");
+    const logger = await createLogger("info");
+    for (const msg of ${makeMessages}) logger.info(msg);
+    ${exit === "process.exit" ? "process.exit(0);" : ""}
+  `;
+  const { stdout } = await execFileAsync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+    maxBuffer: 64 << 20,
+    timeout: 30_000,
+  });
+  assert.ok(stdout.endsWith("\n"), "the last line is whole");
+  return stdout.slice(0, -1).split("\n").map((line) => JSON.parse(line).msg);
+}
+
+describe("the log on stdout", () => {
+  const messages: string[] = (0, eval)(makeMessages);
+
+  it("keeps every line whole and in order when the process ends by itself", async () => {
+    assert.deepEqual(await logInChild("return"), messages);
+  });
+
+  it("writes the last batch out on process.exit(), as after a signal", async () => {
+    assert.deepEqual(await logInChild("process.exit"), messages);
+  });
+});
