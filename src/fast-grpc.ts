@@ -14,7 +14,7 @@ import { createCorsMiddleware } from "./cors.js";
 import type { Directory } from "./directory.js";
 import { assertUncompressed, type Envelope, EnvelopeCache, EnvelopeSplitter } from "./grpc-envelopes.js";
 import { capDeadline } from "./limits.js";
-import type { StreamHandler } from "./listener.js";
+import { releaseAfterResponse, type StreamHandler } from "./listener.js";
 import type { Call, Observability } from "./observability.js";
 import { assertHonoured, type FastUnaryOptions, routerSettings } from "./fast-unary.js";
 import { createRequestGuard } from "./request-guard.js";
@@ -188,8 +188,6 @@ abstract class FastCall {
     this.server.active.add(this);
     stream.on("error", ignore); // a reset shows up as "close"; the call is counted there
     stream.on("close", onClose);
-    // Registered first: listener.ts resets streams whose client is still sending once their trailers are
-    // due (releaseAfterResponse), and nghttp2 sends a reset before anything queued after it.
     stream.on("wantTrailers", onWantTrailers);
     let timeoutMs: number | undefined;
     if (grpcTimeout !== undefined) {
@@ -266,6 +264,8 @@ abstract class FastCall {
 
   sendTrailers(): void {
     this.stream.sendTrailers(this.#trailers);
+    // A client still sending (its deadline passed, the server shuts down) has its stream reset once these are out.
+    releaseAfterResponse(this.stream);
   }
 
   /** The stream is gone: count and log the call with the status the client was sent, CANCELLED if it reset the stream first. */

@@ -27,7 +27,9 @@ export interface ListenerOptions {
 
 /**
  * Answers an HTTP/2 stream itself and returns true, or returns false without
- * touching it, and the stream goes on to the request handler as usual.
+ * touching it, and the stream goes on to the request handler as usual. A
+ * stream it takes is its own to the end: once its trailers are sent, it calls
+ * releaseAfterResponse(), as the listener does for the request handler's.
  */
 export type StreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
 
@@ -123,7 +125,7 @@ function track(
 ): Listener {
   const sockets = new Set<net.Socket | TLSSocket>();
   const sessions = new Set<http2.ServerHttp2Session>();
-  if (options.onStream) streamsFirstTo(h2, options.onStream); // fast path: see StreamHandler
+  hookStreams(h2, options.onStream);
   server.on("connection", (socket: net.Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
@@ -132,7 +134,6 @@ function track(
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
     if (options.idleTimeoutMs > 0) session[kIdle] = new IdleWatch(session, options.idleTimeoutMs, options.handshakeTimeoutMs);
-    session.on("stream", onSessionStream);
   });
   return {
     server,
@@ -155,35 +156,36 @@ function track(
 }
 
 /**
- * Node's compat layer is the server's one "stream" listener (added for the
- * request handler); puts `onStream` in front of it, with the same arguments.
+ * Every stream passes here first: the idle watch counts it, then `onStream`
+ * (the fast path) may take it; the rest go to Node's compat layer (the
+ * server's one "stream" listener, added for the request handler), with the
+ * same arguments, and are released after their response.
  */
-function streamsFirstTo(h2: http2.Http2Server | http2.Http2SecureServer, onStream: StreamHandler): void {
+function hookStreams(h2: http2.Http2Server | http2.Http2SecureServer, onStream: StreamHandler | undefined): void {
   const compat = h2.listeners("stream") as Array<(...args: unknown[]) => void>;
   if (compat.length !== 1) throw new Error(`expected Node's compat "stream" listener alone, found ${compat.length}`);
   h2.removeAllListeners("stream");
   // Node emits (stream, headers, flags, rawHeaders); named, so no arguments array is built per stream.
-  h2.on("stream", function (this: unknown, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) {
-    if (!onStream(stream, headers)) compat[0]!.call(this, stream, headers, flags, rawHeaders);
+  h2.on("stream", function (this: unknown, stream: WatchedStream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) {
+    const idle = (stream.session as WatchedSession | undefined)?.[kIdle];
+    if (idle !== undefined) {
+      idle.streamOpened();
+      // A stream no longer knows its session once closed, so it carries the watch itself.
+      stream[kIdle] = idle;
+      stream.on("close", onWatchedStreamClose);
+    }
+    if (onStream?.(stream, headers)) return;
+    compat[0]!.call(this, stream, headers, flags, rawHeaders);
+    // After the compat layer's own listener, which sends the trailers (emitted once per stream).
+    stream.on("wantTrailers", onTrailersDue);
   });
 }
 
-// Per-stream work below is done by module-level functions that find their
-// state on the session or stream: no closures per stream on the hot path.
+// Per-stream work is done by module-level functions that find their state on
+// the session or stream: no closures per stream on the hot path.
 const kIdle = Symbol("listener.idle");
 type WatchedSession = http2.ServerHttp2Session & { [kIdle]?: IdleWatch };
-// A stream no longer knows its session once closed, so it carries the watch itself.
 type WatchedStream = http2.ServerHttp2Stream & { [kIdle]?: IdleWatch };
-
-function onSessionStream(this: WatchedSession, stream: WatchedStream): void {
-  stream.on("wantTrailers", onTrailersDue); // emitted once per stream
-  const idle = this[kIdle];
-  if (idle !== undefined) {
-    idle.streamOpened();
-    stream[kIdle] = idle;
-    stream.on("close", onWatchedStreamClose);
-  }
-}
 
 function onWatchedStreamClose(this: WatchedStream): void {
   this[kIdle]!.streamClosed();
@@ -238,13 +240,19 @@ function destroySession(session: http2.ServerHttp2Session): void {
  * When the response is complete (trailers included) but the client has not
  * ended its side, e.g. a stream ended by its deadline or by shutdown, reset
  * the stream with NO_ERROR (RFC 9113 §8.1). Otherwise it stays open until
- * the client ends it, holding a stream slot and a graceful close.
+ * the client ends it, holding a stream slot and a graceful close. For a
+ * "wantTrailers" listener, after its sendTrailers(): Node hands trailers to
+ * nghttp2 in a setImmediate, and nghttp2 sends a reset before anything queued
+ * after it, so the reset is queued behind them.
  */
-function onTrailersDue(this: http2.ServerHttp2Stream): void {
+export function releaseAfterResponse(stream: http2.ServerHttp2Stream): void {
   // A client that already ended its side (every unary call) needs no reset.
-  if (this.readableEnded) return;
-  // After the compat layer's own listener has sent the trailers, which the reset must follow.
-  setImmediate(releaseIfOpen, this);
+  if (!stream.readableEnded) setImmediate(releaseIfOpen, stream);
+}
+
+/** For the compat layer's streams: its own listener sends the trailers. */
+function onTrailersDue(this: http2.ServerHttp2Stream): void {
+  releaseAfterResponse(this);
 }
 
 function releaseIfOpen(stream: http2.ServerHttp2Stream): void {
