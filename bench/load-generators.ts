@@ -44,13 +44,15 @@ export async function writeBodyFile(dir: string, name: string, request: RequestS
 export async function runH2load(
   workload: H2loadWorkload,
   baseUrl: string,
-  requests: number,
+  /** A count of requests, or a duration (requests still open at its end are not counted). */
+  amount: { requests: number } | { seconds: number },
   files: { body: string | undefined; log: string },
   timeoutMs: number,
 ): Promise<LoadResult> {
   const { request } = workload;
   const args = [
-    ...["-n", String(requests), "-c", String(workload.connections), "-m", String(workload.streams), "-t", "1"],
+    ...("requests" in amount ? ["-n", String(amount.requests)] : ["-D", String(amount.seconds)]),
+    ...["-c", String(workload.connections), "-m", String(workload.streams), "-t", "1"],
     ...["--log-file", files.log],
     ...(files.body === undefined ? [] : ["-d", files.body]),
     ...Object.entries(request.headers).flatMap(([name, value]) => ["-H", `${name}: ${value}`]),

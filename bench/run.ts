@@ -31,10 +31,6 @@ const usage = `Usage: npm run bench -- [options]
 interface Settings {
   rounds: number;
   seconds: number;
-  /** h2load warm-up requests at 8×32; its rate also sizes the measured run. */
-  warmupRequests: number;
-  /** The same at 1 connection × 1 stream. */
-  latencyWarmupRequests: number;
   bidiMessages: number;
   bidiWarmupMessages: number;
 }
@@ -58,8 +54,8 @@ function parseOptions(argv: string[]) {
     process.exit(0);
   }
   const settings: Settings = values.quick
-    ? { rounds: 1, seconds: 2, warmupRequests: 3_000, latencyWarmupRequests: 1_000, bidiMessages: 20_000, bidiWarmupMessages: 5_000 }
-    : { rounds: 3, seconds: 5, warmupRequests: 10_000, latencyWarmupRequests: 2_000, bidiMessages: 100_000, bidiWarmupMessages: 20_000 };
+    ? { rounds: 1, seconds: 2, bidiMessages: 20_000, bidiWarmupMessages: 5_000 }
+    : { rounds: 3, seconds: 5, bidiMessages: 100_000, bidiWarmupMessages: 20_000 };
   if (values.rounds !== undefined) settings.rounds = positiveInteger("--rounds", values.rounds);
   if (values.seconds !== undefined) settings.seconds = positiveInteger("--seconds", values.seconds);
   const pick = <T extends { id: string }>(flag: string, all: T[], ids: string[] | undefined): T[] => {
@@ -127,19 +123,19 @@ async function measure(
   let load: LoadResult;
   let clientCores: number | undefined;
   let cpuBefore: number;
+  // Long enough for the JIT and the heap to settle on every peer, a fixed count of requests would not be.
+  const warmupSeconds = Math.max(1, Math.round(settings.seconds / 2));
   switch (workload.tool) {
     case "h2load": {
       const log = join(files.dir, "h2load.log");
-      const warmupRequests = workload.focus === "latency" ? settings.latencyWarmupRequests : settings.warmupRequests;
-      const warm = await runH2load(workload, baseUrl, warmupRequests, { body: files.body, log }, 120 * second);
+      const warm = await runH2load(workload, baseUrl, { seconds: warmupSeconds }, { body: files.body, log }, (warmupSeconds + 30) * second);
       // Size the measured run from the warm-up's rate so that it lasts about `seconds` on any server.
       const requests = Math.max(1_000, Math.min(2_000_000, Math.round(warm.rate * settings.seconds)));
       cpuBefore = server.cpuSeconds();
-      load = await runH2load(workload, baseUrl, requests, { body: files.body, log }, Math.max(30, 5 * settings.seconds) * second);
+      load = await runH2load(workload, baseUrl, { requests }, { body: files.body, log }, Math.max(30, 5 * settings.seconds) * second);
       break;
     }
     case "wrk": {
-      const warmupSeconds = Math.max(1, Math.round(settings.seconds / 2));
       await runWrk(workload, baseUrl, warmupSeconds, (warmupSeconds + 30) * second);
       cpuBefore = server.cpuSeconds();
       load = await runWrk(workload, baseUrl, settings.seconds, (settings.seconds + 30) * second);
