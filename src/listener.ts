@@ -166,13 +166,11 @@ function hookStreams(h2: http2.Http2Server | http2.Http2SecureServer, onStream: 
   if (compat.length !== 1) throw new Error(`expected Node's compat "stream" listener alone, found ${compat.length}`);
   h2.removeAllListeners("stream");
   // Node emits (stream, headers, flags, rawHeaders); named, so no arguments array is built per stream.
-  h2.on("stream", function (this: unknown, stream: WatchedStream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) {
+  h2.on("stream", function (this: unknown, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) {
     const idle = (stream.session as WatchedSession | undefined)?.[kIdle];
     if (idle !== undefined) {
       idle.streamOpened();
-      // A stream no longer knows its session once closed, so it carries the watch itself.
-      stream[kIdle] = idle;
-      stream.on("close", onWatchedStreamClose);
+      stream.on("close", idle.streamClosed);
     }
     if (onStream?.(stream, headers)) return;
     compat[0]!.call(this, stream, headers, flags, rawHeaders);
@@ -181,15 +179,9 @@ function hookStreams(h2: http2.Http2Server | http2.Http2SecureServer, onStream: 
   });
 }
 
-// Per-stream work is done by module-level functions that find their state on
-// the session or stream: no closures per stream on the hot path.
+// Per-stream work is done by functions made once per session or module: no closures per stream on the hot path.
 const kIdle = Symbol("listener.idle");
 type WatchedSession = http2.ServerHttp2Session & { [kIdle]?: IdleWatch };
-type WatchedStream = http2.ServerHttp2Stream & { [kIdle]?: IdleWatch };
-
-function onWatchedStreamClose(this: WatchedStream): void {
-  this[kIdle]!.streamClosed();
-}
 
 /**
  * Like grpc-go's MaxConnectionIdle: a session without streams for `idleMs`
@@ -214,9 +206,10 @@ class IdleWatch {
     clearTimeout(this.#timer);
   }
 
-  streamClosed(): void {
+  /** A "close" listener for each of the session's streams (which no longer know their session by then). */
+  readonly streamClosed = (): void => {
     if (--this.#open === 0 && !this.session.closed) this.#arm();
-  }
+  };
 
   #arm(): void {
     this.#timer = setTimeout(goAwayWhenIdle, this.idleMs, this);
