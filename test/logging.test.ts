@@ -1,8 +1,12 @@
 // The log on stdout as `npm start` writes it when no terminal watches:
-// batched, yet every line whole, in order, and out before the process exits.
+// batched, yet every line whole, in order, and out before the process exits;
+// and a closed stdout does not take the server down.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 
 const execFileAsync = promisify(execFile);
@@ -42,5 +46,24 @@ describe("the log on stdout", () => {
 
   it("writes the last batch out on process.exit(), as after a signal", async () => {
     assert.deepEqual(await logInChild("process.exit"), messages);
+  });
+
+  it("stops logging, and the server carries on, when nobody reads stdout any more", async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "--host", "127.0.0.1", "--port", "0"], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    try {
+      const [first] = (await once(createInterface({ input: child.stdout! }), "line")) as [string];
+      const url = `http://127.0.0.1:${/port (\d+)/.exec(first)![1]}/RouteGuide/GetPerson`;
+      child.stdout!.destroy(); // the reading end of the pipe is gone: writes fail with EPIPE
+      for (let i = 0; i < 5; i++) {
+        const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: '{"name":"Bob"}' });
+        assert.equal((await res.json()).name, "Bob");
+        await sleep(150); // past the batch's 100 ms, so each line is written
+      }
+      assert.equal(child.exitCode, null, "the server is still running");
+    } finally {
+      child.kill("SIGKILL");
+    }
   });
 });
