@@ -128,11 +128,12 @@ async function measure(
   switch (workload.tool) {
     case "h2load": {
       const log = join(files.dir, "h2load.log");
-      const warm = await runH2load(workload, baseUrl, { seconds: warmupSeconds }, { body: files.body, log }, (warmupSeconds + 30) * second);
+      const h2loadFiles = { body: files.body, log };
+      const warm = await runH2load(workload, baseUrl, { seconds: warmupSeconds }, h2loadFiles, (warmupSeconds + 30) * second);
       // Size the measured run from the warm-up's rate so that it lasts about `seconds` on any server.
       const requests = Math.max(1_000, Math.min(2_000_000, Math.round(warm.rate * settings.seconds)));
       cpuBefore = server.cpuSeconds();
-      load = await runH2load(workload, baseUrl, { requests }, { body: files.body, log }, Math.max(30, 5 * settings.seconds) * second);
+      load = await runH2load(workload, baseUrl, { requests }, h2loadFiles, Math.max(30, 5 * settings.seconds) * second);
       break;
     }
     case "wrk": {
