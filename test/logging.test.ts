@@ -4,6 +4,9 @@
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -12,34 +15,40 @@ import { promisify } from "node:util";
 const execFileAsync = promisify(execFile);
 
 // Lines around the 64 KiB batch: small ones, ones too big for a batch, multi-byte text filling one unevenly.
-const makeMessages = `[
-  ...Array.from({ length: 3_000 }, (_, i) => "call " + i),
+const messages = [
+  ...Array.from({ length: 3_000 }, (_, i) => `call ${i}`),
   "x".repeat(30_000),
   "é".repeat(21_000),
   "日本語".repeat(10_000),
-  ...Array.from({ length: 500 }, (_, i) => "ü".repeat(i) + " " + i),
+  ...Array.from({ length: 500 }, (_, i) => `${"ü".repeat(i)} ${i}`),
   "last",
-]`;
+];
 
-/** Logs the messages at info through createLogger's stdout destination in a child process, then exits. */
+/** Logs `messages` at info through createLogger's stdout destination in a child process, then exits. */
 async function logInChild(exit: "return" | "process.exit"): Promise<string[]> {
-  const script = `
-    const { createLogger } = await import("./src/logging.ts");
-    const logger = await createLogger("info");
-    for (const msg of ${makeMessages}) logger.info(msg);
-    ${exit === "process.exit" ? "process.exit(0);" : ""}
-  `;
-  const { stdout } = await execFileAsync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
-    maxBuffer: 64 << 20,
-    timeout: 30_000,
-  });
-  assert.ok(stdout.endsWith("\n"), "the last line is whole");
-  return stdout.slice(0, -1).split("\n").map((line) => JSON.parse(line).msg);
+  const folder = await mkdtemp(join(tmpdir(), "routeguide-log-"));
+  try {
+    const file = join(folder, "messages.json");
+    await writeFile(file, JSON.stringify(messages));
+    const script = `
+      const { readFileSync } = await import("node:fs");
+      const { createLogger } = await import("./src/logging.ts");
+      const logger = await createLogger("info");
+      for (const msg of JSON.parse(readFileSync(${JSON.stringify(file)}, "utf8"))) logger.info(msg);
+      ${exit === "process.exit" ? "process.exit(0);" : ""}
+    `;
+    const { stdout } = await execFileAsync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      maxBuffer: 64 << 20,
+      timeout: 30_000,
+    });
+    assert.ok(stdout.endsWith("\n"), "the last line is whole");
+    return stdout.slice(0, -1).split("\n").map((line) => JSON.parse(line).msg);
+  } finally {
+    await rm(folder, { recursive: true });
+  }
 }
 
 describe("the log on stdout", () => {
-  const messages: string[] = (0, eval)(makeMessages);
-
   it("keeps every line whole and in order when the process ends by itself", async () => {
     assert.deepEqual(await logInChild("return"), messages);
   });
