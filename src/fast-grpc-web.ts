@@ -47,7 +47,7 @@ import { assertUncompressed, EnvelopeCache, EnvelopeSplitter } from "./grpc-enve
 export function createFastGrpcWeb(options: FastUnaryOptions): FastPath {
   const { connect } = options;
   assertHonoured("src/fast-grpc-web.ts", connect, options.observability, [
-    connect.acceptCompression?.some((c) => !EnvelopeCache.supports(c)) === true && "acceptCompression other than gzip and br",
+    EnvelopeCache.unsupported(connect.acceptCompression),
   ]);
   const fast = new FastGrpcWeb(options);
   return (req, res) => fast.take(req, res);

@@ -40,7 +40,7 @@ export interface FastGrpcOptions extends FastUnaryOptions {
 export function createFastGrpc(options: FastGrpcOptions): StreamHandler {
   const { connect } = options;
   assertHonoured("src/fast-grpc.ts", connect, options.observability, [
-    connect.acceptCompression?.some((c) => !EnvelopeCache.supports(c)) === true && "acceptCompression other than gzip and br",
+    EnvelopeCache.unsupported(connect.acceptCompression),
   ]);
   const server = new FastGrpc(options);
   return (stream, headers) => server.take(stream, headers);

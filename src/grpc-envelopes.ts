@@ -120,9 +120,12 @@ export class EnvelopeCache<T extends object> {
     for (const name of ["identity", ...Object.keys(compressSync)]) this.#byCompression.set(name, new WeakMap());
   }
 
-  /** Whether responses can be compressed with `compression` here (connect-node's built-in ones). */
-  static supports(compression: Compression): boolean {
-    return compression.name in compressSync;
+  /**
+   * For a fast path's assertHonoured: what it would skip when the router accepts
+   * compressions this cache cannot produce (only connect-node's built-in ones).
+   */
+  static unsupported(acceptCompression: Compression[] | undefined): string | false {
+    return acceptCompression?.some((c) => !(c.name in compressSync)) === true && "acceptCompression other than gzip and br";
   }
 
   get(message: T, compression: Compression | null): Buffer {
