@@ -94,6 +94,21 @@ function connectTo(port: number): Promise<net.Socket> {
   });
 }
 
+/** Sends `head`, then `piece` every 50 ms for as long as the connection lasts: the server must answer 408 and close it. */
+async function assertDripGets408(port: number, head: string, piece: string): Promise<void> {
+  const socket = await connectTo(port);
+  socket.write(head);
+  const drip = setInterval(() => !socket.destroyed && socket.write(piece), 50);
+  let text = "";
+  socket.on("data", (d) => (text += d));
+  try {
+    assert.ok(await closesWithin(socket));
+    assert.match(text, /^HTTP\/1\.1 408/);
+  } finally {
+    clearInterval(drip);
+  }
+}
+
 /** Sends a PING and waits for its ACK: every frame sent before it has been processed. */
 async function roundTrip(c: RawH2, id: number): Promise<void> {
   const payload = Buffer.alloc(8);
@@ -424,31 +439,12 @@ describe("with short timeouts, slow and idle clients are cut off", () => {
   });
 
   it("an HTTP/1.1 client dripping headers forever gets 408", async () => {
-    const socket = await connectTo(plain.port);
-    socket.write("GET / HTTP/1.1\r\nHost: x\r\n");
-    const drip = setInterval(() => !socket.destroyed && socket.write("X-Drip: 1\r\n"), 50);
-    let text = "";
-    socket.on("data", (d) => (text += d));
-    try {
-      assert.ok(await closesWithin(socket));
-      assert.match(text, /^HTTP\/1\.1 408/);
-    } finally {
-      clearInterval(drip);
-    }
+    await assertDripGets408(plain.port, "GET / HTTP/1.1\r\nHost: x\r\n", "X-Drip: 1\r\n");
   });
 
   it("an HTTP/1.1 client sending its body too slowly gets 408", async () => {
-    const socket = await connectTo(slowBody.port);
-    socket.write(`POST ${getPerson} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{`);
-    const drip = setInterval(() => !socket.destroyed && socket.write(" "), 50);
-    let text = "";
-    socket.on("data", (d) => (text += d));
-    try {
-      assert.ok(await closesWithin(socket));
-      assert.match(text, /^HTTP\/1\.1 408/);
-    } finally {
-      clearInterval(drip);
-    }
+    const head = `POST ${getPerson} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{`;
+    await assertDripGets408(slowBody.port, head, " ");
   });
 
   it("an idle HTTP/1.1 keep-alive connection is closed", async () => {
