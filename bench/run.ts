@@ -88,7 +88,7 @@ function fail(message: string): never {
 
 const supports = (peer: Peer, workload: Workload) => workload.needs.every((f) => peer.serves.includes(f));
 
-/** Generates the Python stubs for peers/python/server.py, as test/python.ts does for the tests. */
+/** Generates the Python stubs for peers/python/server.py, as test/support/python.ts does for the tests. */
 function generatePythonStubs(dir: string): string {
   const stubs = join(dir, "python-stubs");
   mkdirSync(stubs);

@@ -4,7 +4,7 @@
 import { rm } from "node:fs/promises";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { build } from "esbuild";
-import { webBundleDir } from "../src/static.js";
+import { webBundleDir } from "../src/http/static.js";
 
 const web = (file: string) => fileURLToPath(new URL(`../web/${file}`, import.meta.url));
 

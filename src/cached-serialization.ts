@@ -1,6 +1,6 @@
 /**
  * Remembers what `serialize` made of each object, for the fast paths: the
- * directory's people never change while the server runs (src/directory.ts),
+ * directory's people never change while the server runs (src/routeguide/directory.ts),
  * so each is encoded once per format instead of once per call. Keyed weakly,
  * so a message that is not the directory's own is simply encoded again.
  */

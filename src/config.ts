@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { defaultLimits, type Limits } from "./limits.js";
+import { defaultLimits, type Limits } from "./transport/limits.js";
 
 /** Everything the server can be told at start, from flags and environment. */
 export interface Config {
@@ -11,7 +11,7 @@ export interface Config {
   tls: { certFile: string; keyFile: string } | undefined;
   /** Origins allowed to call from a browser; ["*"] allows any. */
   corsOrigins: string[];
-  /** Sizes, counts and timeouts per connection, stream and call (src/limits.ts). */
+  /** Sizes, counts and timeouts per connection, stream and call (src/transport/limits.ts). */
   limits: Limits;
   /** On SIGTERM/SIGINT, open streams get this long to finish before they end with UNAVAILABLE. */
   shutdownGraceMs: number;

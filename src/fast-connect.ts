@@ -20,7 +20,7 @@ import {
 } from "@connectrpc/connect/protocol-connect";
 import type { Person } from "../gen/person_pb.js";
 import { RouteGuide } from "../gen/route_guide_pb.js";
-import { getMaxAgeSeconds } from "./cache.js";
+import { getMaxAgeSeconds } from "./http/cache.js";
 import { cachedSerialization } from "./cached-serialization.js";
 import {
   assertHonoured,
@@ -46,7 +46,7 @@ import {
  * as connect-node does, step for step (test/fast-connect.test.ts compares
  * the two): Connect's own parsers, limits, timeout parsing, error JSON and
  * status mapping, the same service logic (personNamed), the cache headers of
- * src/cache.ts, and the same call record for logs and metrics.
+ * src/http/cache.ts, and the same call record for logs and metrics.
  */
 export function createFastConnect(options: FastUnaryOptions): FastPath {
   const { connect } = options;
@@ -118,7 +118,7 @@ class FastConnect {
       const version = params.get("connect");
       if (version !== null && version !== "v1") return false;
       const message = params.get("message") ?? "";
-      // src/request-guard.ts has already refused base64 that does not decode.
+      // src/http/request-guard.ts has already refused base64 that does not decode.
       const input = params.get("base64") === "1" ? base64Decode(message) : textEncoder.encode(message);
       this.#start(new FastCall(this, req, res, encoding === "proto", true), input);
       return true;
@@ -178,7 +178,7 @@ class FastConnect {
   /**
    * Connect's error response, with the error's metadata as headers.
    * `fromService`: raised where the interceptors see it, so on a GET
-   * src/cache.ts's interceptor marks it no-store, as it does on connect-node's path.
+   * src/http/cache.ts's interceptor marks it no-store, as it does on connect-node's path.
    */
   fail(call: FastCall, e: unknown, fromService: boolean): void {
     if (fromService && call.isGet && e instanceof ConnectError) e.metadata.set("cache-control", "no-store");

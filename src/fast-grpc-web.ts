@@ -31,7 +31,7 @@ import {
   type FastUnaryOptions,
   UnaryCall,
 } from "./fast-unary.js";
-import { assertUncompressed, EnvelopeCache, EnvelopeSplitter } from "./grpc-envelopes.js";
+import { assertUncompressed, EnvelopeCache, EnvelopeSplitter } from "./engine/envelopes.js";
 
 /**
  * gRPC-Web unary GetPerson (binary, what browsers' gRPC-Web clients send),
@@ -39,7 +39,7 @@ import { assertUncompressed, EnvelopeCache, EnvelopeSplitter } from "./grpc-enve
  * same job as src/fast-connect.ts for the other protocol browsers speak.
  * It takes a request on its headers alone (no request compression, no
  * gRPC-Web text or JSON) and answers as connect-node does: Connect's
- * envelope rules and errors (src/grpc-envelopes.ts, shared with the gRPC
+ * envelope rules and errors (src/engine/envelopes.ts, shared with the gRPC
  * fast path), timeout parsing, trailer frame, compression and status
  * codes, the same service logic and call record. test/fast-connect.test.ts
  * compares the two paths.

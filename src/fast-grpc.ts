@@ -10,18 +10,18 @@ import {
 import { contentTypeProto, grpcStatusOk, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Person } from "../gen/person_pb.js";
 import { type Name, RouteGuide } from "../gen/route_guide_pb.js";
-import { createCorsMiddleware } from "./cors.js";
-import type { Directory } from "./directory.js";
-import { assertUncompressed, type Envelope, EnvelopeCache, EnvelopeSplitter } from "./grpc-envelopes.js";
-import { capDeadline } from "./limits.js";
-import { releaseAfterResponse, type StreamHandler } from "./listener.js";
-import type { Call, Observability } from "./observability.js";
+import { createCorsMiddleware } from "./http/cors.js";
+import type { Directory } from "./routeguide/directory.js";
+import { assertUncompressed, type Envelope, EnvelopeCache, EnvelopeSplitter } from "./engine/envelopes.js";
+import { capDeadline } from "./transport/limits.js";
+import { releaseAfterResponse, type StreamHandler } from "./transport/listener.js";
+import type { Call, Observability } from "./observability/calls.js";
 import { assertHonoured, type FastUnaryOptions, routerSettings } from "./fast-unary.js";
-import { createRequestGuard } from "./request-guard.js";
-import { personInStream, personNamed } from "./service.js";
+import { createRequestGuard } from "./http/request-guard.js";
+import { personInStream, personNamed } from "./routeguide/service.js";
 
 export interface FastGrpcOptions extends FastUnaryOptions {
-  /** Longest deadline a call gets (0: none), as src/limits.ts's capDeadline applies it. */
+  /** Longest deadline a call gets (0: none), as src/transport/limits.ts's capDeadline applies it. */
   maxDeadlineMs: number;
   /** As the CORS middleware has them: fast responses carry the headers it adds. */
   corsOrigins: string[];

@@ -4,9 +4,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { validateReadWriteMaxBytes } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import type { Person } from "../gen/person_pb.js";
-import type { Directory } from "./directory.js";
-import type { Observability } from "./observability.js";
-import { personNamed } from "./service.js";
+import type { Directory } from "./routeguide/directory.js";
+import type { Observability } from "./observability/calls.js";
+import { personNamed } from "./routeguide/service.js";
 
 /**
  * What the fast paths for unary calls on Node's request/response API
@@ -83,7 +83,7 @@ export abstract class UnaryCall {
    * rest stays unread, so an HTTP/1.1 connection cannot carry another
    * request: connect-node answers keep-alive and leaves the connection
    * stalled; this answers "connection: close", and Node closes it after the
-   * answer. HTTP/2 streams are released by src/listener.ts either way.
+   * answer. HTTP/2 streams are released by src/transport/listener.ts either way.
    */
   abandonBody(): void {
     this.stopReading();

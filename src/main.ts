@@ -1,8 +1,8 @@
 import { ConfigError, parseConfig } from "./config.js";
-import { DataFileError } from "./directory.js";
-import { createLogger } from "./logging.js";
+import { DataFileError } from "./routeguide/directory.js";
+import { createLogger } from "./observability/logging.js";
 import { startServer } from "./server.js";
-import { exitOnSignals } from "./shutdown.js";
+import { exitOnSignals } from "./transport/shutdown.js";
 
 /** Entry point of `npm start`: flags in, a listening server out, clean exit on SIGINT/SIGTERM. */
 async function main(): Promise<void> {

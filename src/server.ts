@@ -1,21 +1,21 @@
 import { readFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import type { Config } from "./config.js";
-import { type Directory, loadDirectory } from "./directory.js";
+import { type Directory, loadDirectory } from "./routeguide/directory.js";
 import { createFastConnect } from "./fast-connect.js";
 import { createFastGrpc } from "./fast-grpc.js";
 import { createFastGrpcWeb } from "./fast-grpc-web.js";
-import { createHttpHandler } from "./http-handler.js";
-import { http1Options, http2Options } from "./limits.js";
-import { type Logger, silentLogger } from "./logging.js";
-import { Observability } from "./observability.js";
-import { createPlaintextListener, createTlsListener, type Listener, type ListenerOptions } from "./listener.js";
+import { createHttpHandler } from "./http/handler.js";
+import { http1Options, http2Options } from "./transport/limits.js";
+import { type Logger, silentLogger } from "./observability/logging.js";
+import { Observability } from "./observability/calls.js";
+import { createPlaintextListener, createTlsListener, type Listener, type ListenerOptions } from "./transport/listener.js";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { RouteGuide } from "../gen/route_guide_pb.js";
-import { HealthStatus, readinessEndpoint } from "./health.js";
+import { HealthStatus, readinessEndpoint } from "./grpc-services/health.js";
 import { routes } from "./routes.js";
-import { createShutdown } from "./shutdown.js";
-import { createStaticHandler, webBundleDir } from "./static.js";
+import { createShutdown } from "./transport/shutdown.js";
+import { createStaticHandler, webBundleDir } from "./http/static.js";
 
 export interface RunningServer {
   readonly port: number;
@@ -25,7 +25,7 @@ export interface RunningServer {
   /** What Health/Check, Watch and GET /healthz report; shutdown turns it NOT_SERVING. */
   readonly health: HealthStatus;
   /**
-   * Graceful stop (src/shutdown.ts): stops accepting, GOAWAY, in-flight calls get
+   * Graceful stop (src/transport/shutdown.ts): stops accepting, GOAWAY, in-flight calls get
    * `graceMs` (default: the config's shutdownGraceMs), then end with UNAVAILABLE.
    */
   close(graceMs?: number): Promise<void>;

@@ -12,7 +12,7 @@ import { promisify } from "node:util";
 import { build } from "esbuild";
 import { chromium, type Browser, type BrowserContext, type Page, type Request, type Route } from "playwright-core";
 import { buildWeb } from "../scripts/build-web.js";
-import { startTestServer, type RunningServer } from "./helpers.js";
+import { startTestServer, type RunningServer } from "./support/server.js";
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL("..", import.meta.url));

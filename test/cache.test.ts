@@ -4,8 +4,8 @@
 import assert from "node:assert/strict";
 import http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
-import { startTestServer, type RunningServer } from "./helpers.js";
-import { envelope, h2Request, nameBytes } from "./raw.js";
+import { startTestServer, type RunningServer } from "./support/server.js";
+import { envelope, h2Request, nameBytes } from "./support/raw.js";
 
 
 const getUrl = (base: string, name: string) =>
@@ -18,7 +18,7 @@ const postJson = (base: string, name: string) =>
     body: JSON.stringify({ name }),
   });
 
-// The fast path answers Connect GETs itself; without it connect-node does, through src/cache.ts's interceptor.
+// The fast path answers Connect GETs itself; without it connect-node does, through src/http/cache.ts's interceptor.
 for (const fastPath of [true, false]) {
   describe(`cache headers (fast path ${fastPath ? "on" : "off"})`, () => {
     let server: RunningServer;

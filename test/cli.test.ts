@@ -61,7 +61,7 @@ describe("the server process", () => {
     for (const json of [false, true]) {
       it(`client CLI over ${protocol}${json ? " JSON" : ""} prints the tutorial's lines byte for byte`, async () => {
         const args = ["--url", `http://127.0.0.1:${server.port}`, "--protocol", protocol, ...(json ? ["--json"] : [])];
-        const result = await runTs("src/client-cli.ts", args);
+        const result = await runTs("src/client/cli.ts", args);
         assert.equal(result.stderr, "");
         assert.equal(result.stdout, tutorialOutput);
         assert.equal(result.code, 0);
@@ -70,7 +70,7 @@ describe("the server process", () => {
   }
 
   it("client CLI reports NOT_FOUND on one stderr line and exits non-zero", async () => {
-    const result = await runTs("src/client-cli.ts", ["--url", `http://127.0.0.1:${server.port}`, "Charlie"]);
+    const result = await runTs("src/client/cli.ts", ["--url", `http://127.0.0.1:${server.port}`, "Charlie"]);
     assert.equal(result.code, 1);
     assert.equal(result.stdout, "");
     assert.equal(result.stderr, 'error: [not_found] no person named "Charlie"\n');
@@ -93,7 +93,7 @@ describe("the server process", () => {
 describe("the client CLI without a server", () => {
   it("reports UNAVAILABLE on one stderr line and exits non-zero", async () => {
     // Port 1 is privileged and unused here: connecting is refused at once.
-    const result = await runTs("src/client-cli.ts", ["--url", "http://127.0.0.1:1"]);
+    const result = await runTs("src/client/cli.ts", ["--url", "http://127.0.0.1:1"]);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /^error: \[unavailable\] .*ECONNREFUSED.*\n$/);
   });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { startTestServer, type RunningServer } from "./helpers.js";
+import { startTestServer, type RunningServer } from "./support/server.js";
 
 const run = promisify(execFile);
 let server: RunningServer;

@@ -3,7 +3,7 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { DataFileError, loadDirectory } from "../src/directory.js";
+import { DataFileError, loadDirectory } from "../src/routeguide/directory.js";
 
 const dir = await mkdtemp(join(tmpdir(), "routeguide-data-"));
 async function file(name: string, text: string): Promise<string> {

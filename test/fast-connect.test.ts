@@ -11,16 +11,16 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { NameSchema } from "../gen/route_guide_pb.js";
 import { defaultConfig, type Config } from "../src/config.js";
-import { loadDirectory } from "../src/directory.js";
+import { loadDirectory } from "../src/routeguide/directory.js";
 import { createFastConnect } from "../src/fast-connect.js";
 import { createFastGrpcWeb } from "../src/fast-grpc-web.js";
-import { HealthStatus } from "../src/health.js";
-import { defaultLimits } from "../src/limits.js";
-import { createLogger } from "../src/logging.js";
-import { Observability } from "../src/observability.js";
+import { HealthStatus } from "../src/grpc-services/health.js";
+import { defaultLimits } from "../src/transport/limits.js";
+import { createLogger } from "../src/observability/logging.js";
+import { Observability } from "../src/observability/calls.js";
 import { routes } from "../src/routes.js";
 import { startServer, type RunningServer } from "../src/server.js";
-import { envelope, grpcWebStatus } from "./raw.js";
+import { envelope, grpcWebStatus } from "./support/raw.js";
 
 // The same requests through the fast paths for Connect and gRPC-Web
 // (src/fast-connect.ts, src/fast-grpc-web.ts) and through connect-node's own

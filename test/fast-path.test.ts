@@ -23,10 +23,10 @@ import { Code } from "@connectrpc/connect";
 import { PersonSchema } from "../gen/person_pb.js";
 import { NameSchema } from "../gen/route_guide_pb.js";
 import { type Config, defaultConfig } from "../src/config.js";
-import { defaultLimits } from "../src/limits.js";
-import { createLogger } from "../src/logging.js";
+import { defaultLimits } from "../src/transport/limits.js";
+import { createLogger } from "../src/observability/logging.js";
 import { startServer, type RunningServer } from "../src/server.js";
-import { envelope, nameBytes } from "./raw.js";
+import { envelope, nameBytes } from "./support/raw.js";
 
 /** Log lines read back from the server's logger. */
 class LogLines {

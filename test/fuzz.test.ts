@@ -8,9 +8,9 @@ import { fromBinary, fromJsonString } from "@bufbuild/protobuf";
 import { codeFromString } from "@connectrpc/connect/protocol-connect";
 import fc from "fast-check";
 import { PersonSchema } from "../gen/person_pb.js";
-import { createRouteGuideClient, protocols } from "../src/client.js";
-import { startTestServer, type RunningServer } from "./helpers.js";
-import { envelope, h1Raw, nameBytes } from "./raw.js";
+import { createRouteGuideClient, protocols } from "../src/client/client.js";
+import { startTestServer, type RunningServer } from "./support/server.js";
+import { envelope, h1Raw, nameBytes } from "./support/raw.js";
 
 // Thousands of random and mutated requests across the three protocols. The
 // property: every one gets a well-formed answer of its protocol (a result or

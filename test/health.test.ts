@@ -3,7 +3,7 @@ import { setImmediate } from "node:timers/promises";
 import { describe, it } from "node:test";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
-import { HealthStatus, registerHealth } from "../src/health.js";
+import { HealthStatus, registerHealth } from "../src/grpc-services/health.js";
 
 function setup(shutdownSignal?: AbortSignal) {
   const health = new HealthStatus();

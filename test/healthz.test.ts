@@ -3,7 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
-import { startTestServer, type RunningServer } from "./helpers.js";
+import { startTestServer, type RunningServer } from "./support/server.js";
 
 let server: RunningServer;
 before(async () => (server = await startTestServer()));

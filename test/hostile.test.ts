@@ -4,9 +4,9 @@ import { after, before, describe, it } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { codeFromString } from "@connectrpc/connect/protocol-connect";
 import * as grpc from "@grpc/grpc-js";
-import { createRouteGuideClient, protocols } from "../src/client.js";
-import { startTestServer, type RunningServer } from "./helpers.js";
-import { connectEndStream, envelope, grpcStatus, grpcWebStatus, h1Raw, h2Request, nameBytes, type H2Reply } from "./raw.js";
+import { createRouteGuideClient, protocols } from "../src/client/client.js";
+import { startTestServer, type RunningServer } from "./support/server.js";
+import { connectEndStream, envelope, grpcStatus, grpcWebStatus, h1Raw, h2Request, nameBytes, type H2Reply } from "./support/raw.js";
 
 // Malformed requests, one layer at a time, over raw HTTP/2 (node:http2 writing
 // exactly these bytes) and raw HTTP/1.1 (a TCP socket). Each must get the

@@ -11,9 +11,9 @@ import * as grpc from "@grpc/grpc-js";
 import { type Person as PersonMessage, PersonSchema, Person_Gender } from "../gen/person_pb.js";
 import { NameSchema } from "../gen/route_guide_pb.js";
 import { type Name, type Person, loadRouteGuide, startGrpcJsServer } from "../peers/grpc-js-server.js";
-import { createRouteGuideClient } from "../src/client.js";
+import { createRouteGuideClient } from "../src/client/client.js";
 import type { RunningServer } from "../src/server.js";
-import { startTestServer } from "./helpers.js";
+import { startTestServer } from "./support/server.js";
 
 // As grpc-js's proto-loader decodes it (keepCase, enums as numbers, defaults).
 const ALICE: Person = {

@@ -10,10 +10,10 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { create } from "@bufbuild/protobuf";
 import { PersonSchema, Person_Gender } from "../gen/person_pb.js";
-import { createRouteGuideClient } from "../src/client.js";
+import { createRouteGuideClient } from "../src/client/client.js";
 import type { RunningServer } from "../src/server.js";
-import { startTestServer } from "./helpers.js";
-import { type PythonPeers, type PythonServer, preparePythonPeers, pythonSkipReason } from "./python.js";
+import { startTestServer } from "./support/server.js";
+import { type PythonPeers, type PythonServer, preparePythonPeers, pythonSkipReason } from "./support/python.js";
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -45,7 +45,7 @@ const lines = (stdout: string) => stdout.split("\n").filter((line) => line !== "
 
 /** Our CLI with its default names (Alice, Bob, Charlie); stdout as lines. */
 async function runCli(url: string, ...flags: string[]): Promise<string[]> {
-  const { stdout } = await run(process.execPath, ["--import", "tsx", "src/client-cli.ts", "--url", url, ...flags], {
+  const { stdout } = await run(process.execPath, ["--import", "tsx", "src/client/cli.ts", "--url", url, ...flags], {
     cwd: ROOT,
   });
   return lines(stdout);

@@ -15,8 +15,8 @@ import { gzipSync } from "node:zlib";
 import { Code } from "@connectrpc/connect";
 import { codeFromString } from "@connectrpc/connect/protocol-connect";
 import { ConfigError, parseConfig } from "../src/config.js";
-import { defaultLimits, type Limits } from "../src/limits.js";
-import { startTestServer, type RunningServer } from "./helpers.js";
+import { defaultLimits, type Limits } from "../src/transport/limits.js";
+import { startTestServer, type RunningServer } from "./support/server.js";
 import {
   connectEndStream,
   envelope,
@@ -32,7 +32,7 @@ import {
   nameBytes,
   RawH2,
   type Frame,
-} from "./raw.js";
+} from "./support/raw.js";
 
 const getPerson = "/RouteGuide/GetPerson";
 const getPeople = "/RouteGuide/GetPeople";

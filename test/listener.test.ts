@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { startTestServer, type RunningServer } from "./helpers.js";
+import { startTestServer, type RunningServer } from "./support/server.js";
 
 let server: RunningServer;
 before(async () => (server = await startTestServer()));

@@ -32,7 +32,7 @@ async function logInChild(exit: "return" | "process.exit"): Promise<string[]> {
     await writeFile(file, JSON.stringify(messages));
     const script = `
       const { readFileSync } = await import("node:fs");
-      const { createLogger } = await import("./src/logging.ts");
+      const { createLogger } = await import("./src/observability/logging.ts");
       const logger = await createLogger("info");
       for (const msg of JSON.parse(readFileSync(${JSON.stringify(file)}, "utf8"))) logger.info(msg);
       ${exit === "process.exit" ? "process.exit(0);" : ""}

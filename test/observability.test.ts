@@ -10,13 +10,13 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { PersonSchema } from "../gen/person_pb.js";
 import { NameSchema, RouteGuide, type Name } from "../gen/route_guide_pb.js";
-import { createRouteGuideClient, type ClientOptions } from "../src/client.js";
+import { createRouteGuideClient, type ClientOptions } from "../src/client/client.js";
 import { ConfigError, defaultConfig, parseConfig, type LogLevel } from "../src/config.js";
-import { createHttpHandler } from "../src/http-handler.js";
-import { createLogger, infoLineWriter } from "../src/logging.js";
-import { Observability } from "../src/observability.js";
+import { createHttpHandler } from "../src/http/handler.js";
+import { createLogger, infoLineWriter } from "../src/observability/logging.js";
+import { Observability } from "../src/observability/calls.js";
 import { startServer, type RunningServer } from "../src/server.js";
-import { envelope, grpcStatus, h2Request } from "./raw.js";
+import { envelope, grpcStatus, h2Request } from "./support/raw.js";
 
 /** A log destination the test reads back; lines arrive when responses end, a moment after clients see them. */
 class LogLines {

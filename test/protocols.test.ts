@@ -3,8 +3,8 @@ import { after, before, describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { NameSchema, type Name } from "../gen/route_guide_pb.js";
-import { createRouteGuideClient, type ClientOptions } from "../src/client.js";
-import { startTestServer, type RunningServer } from "./helpers.js";
+import { createRouteGuideClient, type ClientOptions } from "../src/client/client.js";
+import { startTestServer, type RunningServer } from "./support/server.js";
 
 let server: RunningServer;
 before(async () => (server = await startTestServer()));

@@ -14,9 +14,9 @@ import { file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.js";
 import * as v1 from "../gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { file_route_guide } from "../gen/route_guide_pb.js";
-import { registerReflection } from "../src/reflection.js";
+import { registerReflection } from "../src/grpc-services/reflection.js";
 import type { RunningServer } from "../src/server.js";
-import { startTestServer } from "./helpers.js";
+import { startTestServer } from "./support/server.js";
 
 type Request = NonNullable<Parameters<typeof create<typeof v1.ServerReflectionRequestSchema>>[1]>;
 type Response = v1.ServerReflectionResponse;

@@ -4,8 +4,8 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { Person_Gender } from "../gen/person_pb.js";
 import { NameSchema, RouteGuide, type Name } from "../gen/route_guide_pb.js";
-import { loadDirectory } from "../src/directory.js";
-import { HealthStatus } from "../src/health.js";
+import { loadDirectory } from "../src/routeguide/directory.js";
+import { HealthStatus } from "../src/grpc-services/health.js";
 import { routes } from "../src/routes.js";
 
 // The router in memory: the service's behaviour without sockets.

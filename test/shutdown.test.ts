@@ -8,9 +8,9 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { NameSchema, type Name } from "../gen/route_guide_pb.js";
-import { createRouteGuideClient } from "../src/client.js";
-import { statusMarginMs } from "../src/shutdown.js";
-import { envelope, grpcStatus, grpcWebStatus, nameBytes } from "./raw.js";
+import { createRouteGuideClient } from "../src/client/client.js";
+import { statusMarginMs } from "../src/transport/shutdown.js";
+import { envelope, grpcStatus, grpcWebStatus, nameBytes } from "./support/raw.js";
 
 // The real process (`node --import tsx src/main.ts`), stopped with real signals.
 

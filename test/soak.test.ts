@@ -3,7 +3,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { NameSchema, type Name } from "../gen/route_guide_pb.js";
-import { createRouteGuideClient, type ClientOptions, type RouteGuideClient } from "../src/client.js";
+import { createRouteGuideClient, type ClientOptions, type RouteGuideClient } from "../src/client/client.js";
 
 // Many clients at once, on loopback, for a fixed amount of work: every
 // protocol and HTTP version, unary calls and bidi streams side by side.
@@ -29,7 +29,7 @@ let server: ChildProcess;
 let url: string;
 
 before(async () => {
-  server = fork(new URL("./soak-server.ts", import.meta.url), { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  server = fork(new URL("./support/soak-server.ts", import.meta.url), { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
   url = await new Promise<string>((resolve) => server.once("message", (m: { url: string }) => resolve(m.url)));
 });
 after(() => {

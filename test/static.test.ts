@@ -8,8 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { buildWeb } from "../scripts/build-web.js";
-import { createStaticHandler } from "../src/static.js";
-import { startTestServer, type RunningServer } from "./helpers.js";
+import { createStaticHandler } from "../src/http/static.js";
+import { startTestServer, type RunningServer } from "./support/server.js";
 
 let server: RunningServer;
 before(async () => {

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { startTestServer, type RunningServer } from "./helpers.js";
+import { startTestServer, type RunningServer } from "./support/server.js";
 
 const run = promisify(execFile);
 let server: RunningServer;

@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { PersonSchema } from "../../gen/person_pb.js";
 import { NameSchema } from "../../gen/route_guide_pb.js";
-import { type Directory, loadDirectory } from "../../src/directory.js";
+import { type Directory, loadDirectory } from "../../src/routeguide/directory.js";
 import { EnvelopeReader, envelope } from "../envelope.js";
 
 const maxMessageBytes = 4 * 1024 * 1024;

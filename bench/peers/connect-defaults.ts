@@ -7,8 +7,8 @@ import http2 from "node:http2";
 import { parseArgs } from "node:util";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { RouteGuide } from "../../gen/route_guide_pb.js";
-import { loadDirectory } from "../../src/directory.js";
-import { createRouteGuideService } from "../../src/service.js";
+import { loadDirectory } from "../../src/routeguide/directory.js";
+import { createRouteGuideService } from "../../src/routeguide/service.js";
 
 const { values } = parseArgs({
   options: { port: { type: "string", default: "0" }, "http1-port": { type: "string" } },

@@ -3,8 +3,8 @@ import { createConnectRouter, type ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import { cacheGetResponses, varyOnAcceptEncoding } from "./cache.js";
 import { createCorsMiddleware } from "./cors.js";
-import { type FastPath, routerSettings } from "./fast-unary.js";
-import type { RequestHandler } from "./listener.js";
+import { type FastPath, routerSettings } from "../fast-unary.js";
+import type { RequestHandler } from "../transport/listener.js";
 import { createRequestGuard } from "./request-guard.js";
 
 export interface HandlerOptions {
@@ -16,7 +16,7 @@ export interface HandlerOptions {
   endpoints?: Record<string, RequestHandler>;
   /** Whatever is neither an RPC nor an endpoint (e.g. the web page); a 404 when absent. */
   fallback?: RequestHandler;
-  /** Longest deadline a call gets (0: none); see capDeadline in src/limits.ts. */
+  /** Longest deadline a call gets (0: none); see capDeadline in src/transport/limits.ts. */
   maxDeadlineMs?: number;
   /** Each answers the calls it fully handles before connect-node sees them (src/fast-unary.ts); the rest go on. */
   fastPaths?: FastPath[];

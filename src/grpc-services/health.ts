@@ -5,8 +5,8 @@ import {
   Health,
   type HealthCheckResponseSchema,
   HealthCheckResponse_ServingStatus as ServingStatus,
-} from "../gen/grpc/health/v1/health_pb.js";
-import type { RequestHandler } from "./listener.js";
+} from "../../gen/grpc/health/v1/health_pb.js";
+import type { RequestHandler } from "../transport/listener.js";
 
 type Listener = (service: string, status: ServingStatus) => void;
 

@@ -1,10 +1,10 @@
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { fromJson, type JsonValue } from "@bufbuild/protobuf";
-import { PersonSchema, type Person } from "../gen/person_pb.js";
+import { PersonSchema, type Person } from "../../gen/person_pb.js";
 
 /** The tutorial's Alice and Bob, used when no --data file is given. */
-export const defaultDataFile = fileURLToPath(new URL("../data/people.json", import.meta.url));
+export const defaultDataFile = fileURLToPath(new URL("../../data/people.json", import.meta.url));
 
 /** The people the service knows, by name. Immutable once loaded. */
 export class Directory {

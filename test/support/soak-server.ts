@@ -1,6 +1,6 @@
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { startTestServer } from "./helpers.js";
+import { startTestServer } from "./server.js";
 
 // The server of test/soak.test.ts, in a process of its own so that its
 // memory is measured apart from the clients'. The parent asks over IPC:

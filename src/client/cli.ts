@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
 import { ConnectError } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
-import { NameSchema, type Name } from "../gen/route_guide_pb.js";
+import { NameSchema, type Name } from "../../gen/route_guide_pb.js";
 import { createRouteGuideClient, protocols, type Protocol } from "./client.js";
 import { formatPerson } from "./tutorial-format.js";
 

@@ -1,4 +1,4 @@
-import type { Person } from "../gen/person_pb.js";
+import type { Person } from "../../gen/person_pb.js";
 
 /**
  * The line the tutorial's Python client prints for a person, byte for byte:

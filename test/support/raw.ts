@@ -1,7 +1,7 @@
 import http2 from "node:http2";
 import net from "node:net";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { NameSchema } from "../gen/route_guide_pb.js";
+import { NameSchema } from "../../gen/route_guide_pb.js";
 
 /** Raw wire helpers for tests that must send what no well-behaved client would. */
 

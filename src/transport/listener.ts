@@ -11,7 +11,7 @@ export type RequestHandler = (
 /** Every client speaks HTTP/2 first with exactly these bytes (RFC 9113 §3.4). */
 const h2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
-/** How connections are bounded; src/limits.ts derives these from the config. */
+/** How connections are bounded; src/transport/limits.ts derives these from the config. */
 export interface ListenerOptions {
   /** For the HTTP/1.1 server: header size, header/request/keep-alive timeouts. */
   http1: http.ServerOptions;

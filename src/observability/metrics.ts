@@ -1,7 +1,7 @@
 import type { ServerResponse } from "node:http";
 import { collectDefaultMetrics, Counter, Gauge, type Histogram, type MetricValueWithName, Registry } from "prom-client";
 import type { DescMethod } from "@bufbuild/protobuf";
-import type { RequestHandler } from "./listener.js";
+import type { RequestHandler } from "../transport/listener.js";
 
 export type Protocol = "grpc" | "grpc-web" | "connect";
 export const protocols: readonly Protocol[] = ["grpc", "grpc-web", "connect"];

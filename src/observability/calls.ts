@@ -11,7 +11,7 @@ import {
   type ContextValues,
   type Interceptor,
 } from "@connectrpc/connect";
-import type { RequestHandler } from "./listener.js";
+import type { RequestHandler } from "../transport/listener.js";
 import { infoLineWriter, type Logger } from "./logging.js";
 import { type CallTally, protocols, type Protocol, ServerMetrics } from "./metrics.js";
 

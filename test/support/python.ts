@@ -13,7 +13,7 @@ const run = promisify(execFile);
 /** Debian's interpreter: the `python3` on PATH may be another one, without grpcio. */
 const PYTHON = "/usr/bin/python3";
 const GRPC_PYTHON_PLUGIN = "/usr/bin/grpc_python_plugin";
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const APT_PACKAGES = "python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc";
 
 /**

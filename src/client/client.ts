@@ -1,6 +1,6 @@
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
-import { RouteGuide } from "../gen/route_guide_pb.js";
+import { RouteGuide } from "../../gen/route_guide_pb.js";
 
 export const protocols = ["grpc", "grpc-web", "connect"] as const;
 export type Protocol = (typeof protocols)[number];

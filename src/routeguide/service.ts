@@ -1,7 +1,7 @@
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import type { Person } from "../gen/person_pb.js";
-import type { Name, RouteGuide } from "../gen/route_guide_pb.js";
-import { abortable } from "./abortable.js";
+import type { Person } from "../../gen/person_pb.js";
+import type { Name, RouteGuide } from "../../gen/route_guide_pb.js";
+import { abortable } from "../grpc-services/abortable.js";
 import type { Directory } from "./directory.js";
 
 /** RouteGuide's behaviour. Knows nothing of HTTP: only names, people and status codes. */

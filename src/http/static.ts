@@ -3,10 +3,10 @@ import type { ServerResponse } from "node:http";
 import { readFile } from "node:fs/promises";
 import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { RequestHandler } from "./listener.js";
+import type { RequestHandler } from "../transport/listener.js";
 
 /** Where `npm run build:web` (run by `npm start`) puts the page: git-ignored, rebuilt from web/. */
-export const webBundleDir = fileURLToPath(new URL("../out/web/", import.meta.url));
+export const webBundleDir = fileURLToPath(new URL("../../out/web/", import.meta.url));
 
 const contentTypes: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
