@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import type { AddressInfo } from "node:net";
 import type { Config } from "./config.js";
 import { type Directory, loadDirectory } from "./routeguide/directory.js";
@@ -34,6 +35,10 @@ export interface RunningServer {
 export interface StartOptions {
   /** Where the line per RPC goes (src/main.ts: stdout); without one nothing is logged, metrics still count. */
   logger?: Logger;
+  /** More services, registered on the same router after RouteGuide, health and reflection. */
+  services?: (router: ConnectRouter) => void;
+  /** Router interceptors, run in this order around every call, inside the server's own. */
+  interceptors?: Interceptor[];
 }
 
 /** Loads the directory, then binds the port; fails before listening if either is wrong. */
@@ -43,21 +48,28 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const health = new HealthStatus();
   health.set("", ServingStatus.SERVING);
   health.set(RouteGuide.typeName, ServingStatus.SERVING);
-  const serviceRoutes = routes(directory, health);
+  const builtIn = routes(directory, health);
+  const serviceRoutes = (router: ConnectRouter) => {
+    builtIn(router);
+    options.services?.(router);
+  };
   const observability = new Observability(serviceRoutes, options.logger ?? silentLogger());
   const shutdown = createShutdown(() => health.setAll(ServingStatus.NOT_SERVING));
   const connect = {
     ...observability.connectOptions,
+    interceptors: [...observability.connectOptions.interceptors, ...(options.interceptors ?? [])],
     readMaxBytes: config.limits.maxMessageBytes,
     shutdownSignal: shutdown.signal,
   };
+  // The RouteGuide-specific fast paths run no interceptors: with any, every call goes through connect-node.
+  const fastPaths = config.fastPath && (options.interceptors ?? []).length === 0;
   // Outermost, so every call is timed from its arrival to the end of its response.
   const handler = observability.observe(createHttpHandler({
     routes: serviceRoutes,
     corsOrigins: config.corsOrigins,
     connect,
     // Hot Connect and gRPC-Web unary calls, answered as connect-node would, with the same settings.
-    ...(config.fastPath && {
+    ...(fastPaths && {
       fastPaths: [
         createFastConnect({ directory, connect, observability }),
         createFastGrpcWeb({ directory, connect, observability }),
@@ -74,7 +86,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     handshakeTimeoutMs: config.limits.headersTimeoutMs,
     idleTimeoutMs: config.limits.idleTimeoutMs,
     // gRPC calls to RouteGuide, answered on the HTTP/2 stream itself as Connect would (src/fast-grpc.ts).
-    ...(config.fastPath && {
+    ...(fastPaths && {
       onStream: createFastGrpc({
         directory,
         connect,
