@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { randomBytes } from "node:crypto";
@@ -8,7 +7,6 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import tls from "node:tls";
-import { promisify } from "node:util";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { gzipSync } from "node:zlib";
@@ -17,6 +15,7 @@ import { codeFromString } from "@connectrpc/connect/protocol-connect";
 import { ConfigError, parseConfig } from "../src/config.js";
 import { defaultLimits, type Limits } from "../src/transport/limits.js";
 import { startTestServer, type RunningServer } from "./support/server.js";
+import { throwawayCertificate, type Certificate } from "./support/tls.js";
 import {
   connectEndStream,
   envelope,
@@ -405,17 +404,17 @@ describe("with short timeouts, slow and idle clients are cut off", () => {
   let plain: RunningServer;
   let secure: RunningServer;
   let slowBody: RunningServer;
+  let certificate: Certificate;
   before(async () => {
     plain = await startTestServer({ limits });
     slowBody = await startTestServer({ limits: limitsWith({ headersTimeoutMs: 300, requestTimeoutMs: 600 }) });
-    const dir = await mkdtemp(join(tmpdir(), "routeguide-limits-"));
-    const certFile = join(dir, "cert.pem");
-    const keyFile = join(dir, "key.pem");
-    await promisify(execFile)("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-      "-keyout", keyFile, "-out", certFile]);
-    secure = await startTestServer({ limits, tls: { certFile, keyFile } });
+    certificate = await throwawayCertificate();
+    secure = await startTestServer({ limits, tls: certificate });
   });
-  after(() => Promise.all([plain.close(), secure.close(), slowBody.close()]));
+  after(async () => {
+    await Promise.all([plain.close(), secure.close(), slowBody.close()]);
+    await certificate.remove();
+  });
 
   it("a connection that never says anything", async () => {
     assert.ok(await closesWithin(await connectTo(plain.port)));

@@ -11,41 +11,16 @@ import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { PersonSchema } from "../gen/person_pb.js";
 import { NameSchema, RouteGuide, type Name } from "../gen/route_guide_pb.js";
 import { createRouteGuideClient, type ClientOptions } from "../src/client/client.js";
-import { ConfigError, defaultConfig, parseConfig, type LogLevel } from "../src/config.js";
+import { ConfigError, parseConfig, type LogLevel } from "../src/config.js";
 import { createHttpHandler } from "../src/http/handler.js";
 import { createLogger, infoLineWriter } from "../src/observability/logging.js";
 import { Observability } from "../src/observability/calls.js";
-import { startServer, type RunningServer } from "../src/server.js";
+import { LogLines } from "./support/logs.js";
 import { envelope, grpcStatus, h2Request } from "./support/raw.js";
+import { startLoggedServer, type LoggedServer, type RunningServer } from "./support/server.js";
 
-/** A log destination the test reads back; lines arrive when responses end, a moment after clients see them. */
-class LogLines {
-  readonly entries: Array<Record<string, unknown>> = [];
-
-  write(line: string): void {
-    this.entries.push(JSON.parse(line) as Record<string, unknown>);
-  }
-
-  /** Waits (bounded) until `count` lines have been written, and returns them. */
-  async waitFor(count: number): Promise<Array<Record<string, unknown>>> {
-    for (let i = 0; i < 500 && this.entries.length < count; i++) await new Promise((r) => setTimeout(r, 10));
-    assert.equal(this.entries.length, count, `expected ${count} log lines, got ${JSON.stringify(this.entries)}`);
-    return this.entries;
-  }
-
-  /** Runs `calls` and returns the lines they produced. */
-  async of(expected: number, calls: () => Promise<unknown>): Promise<Array<Record<string, unknown>>> {
-    const before = this.entries.length;
-    await calls();
-    return (await this.waitFor(before + expected)).slice(before);
-  }
-}
-
-async function start(level: LogLevel): Promise<{ server: RunningServer; logs: LogLines }> {
-  const logs = new LogLines();
-  const logger = await createLogger(level, logs);
-  const server = await startServer({ ...defaultConfig(), host: "127.0.0.1", port: 0 }, { logger });
-  return { server, logs };
+function start(level: LogLevel): Promise<LoggedServer> {
+  return startLoggedServer({}, { level });
 }
 
 async function* names(...list: string[]): AsyncIterable<Name> {

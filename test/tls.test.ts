@@ -1,27 +1,21 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { mkdtemp } from "node:fs/promises";
 import http2 from "node:http2";
 import https from "node:https";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { promisify } from "node:util";
 import { startTestServer, type RunningServer } from "./support/server.js";
+import { throwawayCertificate, type Certificate } from "./support/tls.js";
 
-const run = promisify(execFile);
+let certificate: Certificate;
 let server: RunningServer;
 
 before(async () => {
-  // A throwaway self-signed certificate for localhost.
-  const dir = await mkdtemp(join(tmpdir(), "routeguide-tls-"));
-  const certFile = join(dir, "cert.pem");
-  const keyFile = join(dir, "key.pem");
-  await run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", keyFile, "-out", certFile]);
-  server = await startTestServer({ tls: { certFile, keyFile } });
+  certificate = await throwawayCertificate();
+  server = await startTestServer({ tls: certificate });
 });
-after(() => server.close());
+after(async () => {
+  await server.close();
+  await certificate.remove();
+});
 
 const body = JSON.stringify({ name: "Alice" });
 
