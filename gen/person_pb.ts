@@ -4,16 +4,19 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file person.proto.
  */
 export const file_person: GenFile = /*@__PURE__*/
-  fileDesc("CgxwZXJzb24ucHJvdG8izAEKBlBlcnNvbhIMCgRuYW1lGAEgASgJEgsKA2FnZRgCIAEoBRIeCgZnZW5kZXIYAyABKA4yDi5QZXJzb24uR2VuZGVyEg8KB2hvYmJpZXMYBCADKAkSIAoHYWRkcmVzcxgFIAEoCzIPLlBlcnNvbi5BZGRyZXNzGicKB0FkZHJlc3MSDgoGc3RyZWV0GAEgASgJEgwKBGNpdHkYAiABKAkiKwoGR2VuZGVyEgsKB1VOS05PV04QABIICgRNQUxFEAESCgoGRkVNQUxFEAJiBnByb3RvMw");
+  fileDesc("CgxwZXJzb24ucHJvdG8igQIKBlBlcnNvbhIYCgRuYW1lGAEgASgJQgq6SAfIAQFyAhhkEhcKA2FnZRgCIAEoBUIKukgHGgUYlgEoABIoCgZnZW5kZXIYAyABKA4yDi5QZXJzb24uR2VuZGVyQgi6SAWCAQIQARIPCgdob2JiaWVzGAQgAygJEiAKB2FkZHJlc3MYBSABKAsyDy5QZXJzb24uQWRkcmVzcxo6CgdBZGRyZXNzEhgKBnN0cmVldBgBIAEoCUIIukgFcgMYyAESFQoEY2l0eRgCIAEoCUIHukgEcgIYZCIrCgZHZW5kZXISCwoHVU5LTk9XThAAEggKBE1BTEUQARIKCgZGRU1BTEUQAmIGcHJvdG8z", [file_buf_validate_validate]);
 
 /**
- * A person in the directory.
+ * A person in the directory. The buf.validate rules are what every record of
+ * the data file must satisfy (checked when the server starts); they are
+ * options, so the wire format stays the tutorial's.
  *
  * @generated from message Person
  */

@@ -4,6 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { PersonSchema } from "./person_pb.js";
 import { file_person } from "./person_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,10 +13,11 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file route_guide.proto.
  */
 export const file_route_guide: GenFile = /*@__PURE__*/
-  fileDesc("ChFyb3V0ZV9ndWlkZS5wcm90byIUCgROYW1lEgwKBG5hbWUYASABKAkyUQoKUm91dGVHdWlkZRIgCglHZXRQZXJzb24SBS5OYW1lGgcuUGVyc29uIgOQAgESIQoJR2V0UGVvcGxlEgUuTmFtZRoHLlBlcnNvbiIAKAEwAWIGcHJvdG8z", [file_person]);
+  fileDesc("ChFyb3V0ZV9ndWlkZS5wcm90byIgCgROYW1lEhgKBG5hbWUYASABKAlCCrpIB8gBAXICGGQyUQoKUm91dGVHdWlkZRIgCglHZXRQZXJzb24SBS5OYW1lGgcuUGVyc29uIgOQAgESIQoJR2V0UGVvcGxlEgUuTmFtZRoHLlBlcnNvbiIAKAEwAWIGcHJvdG8z", [file_buf_validate_validate, file_person]);
 
 /**
- * A name to look up.
+ * A name to look up: 1 to 100 characters, as a Person's name (a buf.validate
+ * rule, checked by the server before the call reaches the service).
  *
  * @generated from message Name
  */
@@ -42,7 +44,8 @@ export const NameSchema: GenMessage<Name> = /*@__PURE__*/
 export const RouteGuide: GenService<{
   /**
    * Returns the person with the given name.
-   * Errors: INVALID_ARGUMENT when the name is empty, NOT_FOUND when no
+   * Errors: INVALID_ARGUMENT when the name breaks Name's rules (with a
+   * buf.validate.Violations detail), NOT_FOUND when no
    * person has that name. Has no side effects, so Connect clients may call
    * it with HTTP GET (cacheable, no CORS preflight).
    *

@@ -89,7 +89,7 @@ describe("Chromium", { skip, timeout: 180_000 }, () => {
       await withPage(async (page) => {
         await page.goto(server.url);
         await lookUp(page, "", { protocol: "grpc-web" });
-        assert.equal(await page.textContent("#results .error"), "Error: [invalid_argument] name must not be empty");
+        assert.equal(await page.textContent("#results .error"), "Error: [invalid_argument] name: value is required [required]");
       });
     });
 

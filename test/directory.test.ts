@@ -33,7 +33,12 @@ describe("loadDirectory", () => {
     ["a wrong type", '[{"name":"Alice","age":"thirty"}]', /record 1 \("Alice"\).*age/],
     ["an unknown enum value", '[{"name":"Alice","gender":"OTHER"}]', /record 1 \("Alice"\).*Gender.*OTHER/],
     ["a duplicate name", '[{"name":"Alice"},{"name":"Alice"}]', /record 2 \("Alice"\): duplicate name/],
-    ["an empty name", '[{"name":"Alice"},{"age":3}]', /record 2: name is empty/],
+    // The buf.validate rules of person.proto, each named by its rule id.
+    ["an empty name", '[{"name":"Alice"},{"age":3}]', /record 2: name: value is required \[required\]/],
+    ["a name over 100 characters", JSON.stringify([{ name: "n".repeat(101) }]), /record 1 \("n+"\): name: .* \[string\.max_len\]/],
+    ["an age out of range", '[{"name":"Alice","age":-1}]', /record 1 \("Alice"\): age: .* \[int32\.gte_lte\]/],
+    ["an undefined gender number", '[{"name":"Alice","gender":7}]', /record 1 \("Alice"\): gender: .* \[enum\.defined_only\]/],
+    ["several broken rules", '[{"name":"Alice","age":200,"gender":9}]', /record 1 \("Alice"\): age: .* \[int32\.gte_lte\]; gender: .* \[enum\.defined_only\]$/],
   ];
   for (const [what, text, message] of bad) {
     it(`rejects a file with ${what}, naming the file and the record`, async () => {

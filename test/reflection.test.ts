@@ -26,6 +26,15 @@ const routes = (router: Parameters<typeof registerReflection>[0]) =>
 
 const symbol = (value: string): Request => ({ messageRequest: { case: "fileContainingSymbol", value } });
 const filename = (value: string): Request => ({ messageRequest: { case: "fileByFilename", value } });
+// What person.proto imports for its buf.validate options, breadth-first as the server sends them.
+const validateFiles = [
+  "buf/validate/validate.proto",
+  "google/protobuf/descriptor.proto",
+  "google/protobuf/duration.proto",
+  "google/protobuf/field_mask.proto",
+  "google/protobuf/timestamp.proto",
+];
+const routeGuideFiles = ["route_guide.proto", "buf/validate/validate.proto", "person.proto", ...validateFiles.slice(1)];
 
 /** The file names in a file_descriptor_response, in order; fails on any other answer. */
 function fileNames(response: Response): string[] {
@@ -68,18 +77,26 @@ for (const service of [v1.ServerReflection, v1alpha.ServerReflection]) {
 
     it("returns a file by name with its imports, enough to rebuild the schema", async () => {
       const [response] = await reflect(filename("route_guide.proto"));
-      assert.deepEqual(fileNames(response), ["route_guide.proto", "person.proto"]);
+      assert.deepEqual(fileNames(response), routeGuideFiles);
 
       assert.equal(response.messageResponse.case, "fileDescriptorResponse");
       const file = response.messageResponse.value.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b));
       // Throws if an import is missing; wants imports first, as protoc writes a descriptor set.
-      const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: file.toReversed() }));
+      const ordered: typeof file = [];
+      const placed = (name: string) => ordered.some((f) => f.name === name);
+      for (let i = 0; i < file.length; i++) {
+        const next = file.find((f) => !placed(f.name) && f.dependency.every(placed));
+        assert.ok(next !== undefined, `an import is missing: ${fileNames(response).join(", ")}`);
+        ordered.push(next);
+      }
+      const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: ordered }));
       const getPerson = registry.getService("RouteGuide")?.methods.find((m) => m.name === "GetPerson");
       assert.equal(getPerson?.input.typeName, "Name");
       assert.equal(getPerson?.output.typeName, "Person");
       assert.equal(getPerson?.idempotency, MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS);
       // protoc-gen-es drops default json_names from the embedded descriptor; they must be back.
-      assert.equal(file[1].messageType[0].field.find((f) => f.name === "name")?.jsonName, "name");
+      const person = file.find((f) => f.name === "person.proto");
+      assert.equal(person?.messageType[0].field.find((f) => f.name === "name")?.jsonName, "name");
       assert.deepEqual(registry.getEnum("Person.Gender")?.values.map((v) => [v.name, v.number]), [
         ["UNKNOWN", 0],
         ["MALE", 1],
@@ -114,7 +131,11 @@ for (const service of [v1.ServerReflection, v1alpha.ServerReflection]) {
 
     it("sends each file once per stream, but always the one asked for", async () => {
       const responses = await reflect(symbol("Person"), symbol("RouteGuide"), filename("person.proto"));
-      assert.deepEqual(responses.map(fileNames), [["person.proto"], ["route_guide.proto"], ["person.proto"]]);
+      assert.deepEqual(responses.map(fileNames), [
+        ["person.proto", ...validateFiles],
+        ["route_guide.proto"],
+        ["person.proto"],
+      ]);
     });
 
     it("answers NOT_FOUND inside the stream and goes on with the next request", async () => {
@@ -125,7 +146,7 @@ for (const service of [v1.ServerReflection, v1alpha.ServerReflection]) {
         symbol("RouteGuide.GetPerson"),
       );
       assert.deepEqual(responses.slice(0, 3).map(errorCode), [Code.NotFound, Code.NotFound, Code.NotFound]);
-      assert.deepEqual(fileNames(responses[3]), ["route_guide.proto", "person.proto"]);
+      assert.deepEqual(fileNames(responses[3]), routeGuideFiles);
     });
 
     it("knows of no extensions: NOT_FOUND for one, an empty list for a message, NOT_FOUND for an unknown type", async () => {
@@ -144,7 +165,7 @@ for (const service of [v1.ServerReflection, v1alpha.ServerReflection]) {
     it("answers INVALID_ARGUMENT to an empty request and goes on", async () => {
       const [empty, next] = await reflect({}, symbol("Name"));
       assert.equal(errorCode(empty), Code.InvalidArgument);
-      assert.deepEqual(fileNames(next), ["route_guide.proto", "person.proto"]);
+      assert.deepEqual(fileNames(next), routeGuideFiles);
     });
 
     it("ends a stream waiting for its next request when the server shuts down", { timeout: 10_000 }, async () => {

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { createValidator } from "@bufbuild/protovalidate";
 import { PersonSchema, type Person } from "../../gen/person_pb.js";
 
 /** The tutorial's Alice and Bob, used when no --data file is given. */
@@ -15,7 +16,8 @@ export class Directory {
     for (const person of people) {
       if (person.name === "") throw new Error("a person must have a name");
       if (byName.has(person.name)) throw new Error(`duplicate name "${person.name}"`);
-      byName.set(person.name, person);
+      // Frozen: the engine keeps the encoding of a message that cannot change (src/engine/engine.ts).
+      byName.set(person.name, deepFreeze(person));
     }
     this.#people = byName;
   }
@@ -65,13 +67,20 @@ export async function loadDirectory(file: string = defaultDataFile): Promise<Dir
     } catch (err) {
       throw new DataFileError(file, `${where}: ${(err as Error).message}`);
     }
-    if (person.name === "") throw new DataFileError(file, `${where}: name is empty`);
+    // The rules in person.proto (buf.validate options), as the server checks requests.
+    const result = validator.validate(PersonSchema, person);
+    if (result.kind !== "valid") {
+      const broken = result.kind === "invalid" ? result.violations.map(String).join("; ") : result.error.message;
+      throw new DataFileError(file, `${where}: ${broken}`);
+    }
     if (seen.has(person.name)) throw new DataFileError(file, `${where}: duplicate name "${person.name}"`);
     seen.add(person.name);
     people.push(person);
   });
   return new Directory(people);
 }
+
+const validator = createValidator();
 
 export class DataFileError extends Error {
   constructor(readonly file: string, detail: string) {
@@ -82,4 +91,10 @@ export class DataFileError extends Error {
 
 function hasName(record: unknown): record is { name: string } {
   return typeof record === "object" && record !== null && typeof (record as { name?: unknown }).name === "string";
+}
+
+/** Freezes a message and the objects and arrays it holds. */
+function deepFreeze<T extends object>(value: T): T {
+  for (const field of Object.values(value)) if (typeof field === "object" && field !== null && !(field instanceof Uint8Array)) deepFreeze(field);
+  return Object.freeze(value);
 }

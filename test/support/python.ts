@@ -50,17 +50,22 @@ export async function preparePythonPeers(): Promise<PythonPeers> {
   await mkdir(join(ROOT, "test-output"), { recursive: true });
   // A folder per run, so test files running in parallel never share half-written stubs.
   const stubs = await mkdtemp(join(ROOT, "test-output", "python-stubs-"));
+  // validate.proto imports well-known types that Debian's protoc does not ship as .proto files:
+  // protoc reads buf's compiled image of proto/ (which carries them) instead of the sources.
+  const image = join(stubs, "proto.binpb");
+  await run(join(ROOT, "node_modules", ".bin", "buf"), ["build", "proto", "-o", image], { cwd: ROOT });
   await run(
     "protoc",
     [
-      "-I",
-      "proto",
+      `--descriptor_set_in=${image}`,
       `--python_out=${stubs}`,
       `--pyi_out=${stubs}`,
       `--grpc_python_out=${stubs}`,
       `--plugin=protoc-gen-grpc_python=${GRPC_PYTHON_PLUGIN}`,
-      "proto/person.proto",
-      "proto/route_guide.proto",
+      "person.proto",
+      "route_guide.proto",
+      // Imported for its buf.validate options: Python must be able to load it, though it checks no rule.
+      "buf/validate/validate.proto",
     ],
     { cwd: ROOT },
   );

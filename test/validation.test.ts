@@ -1,0 +1,87 @@
+// protovalidate's rules (buf.validate options in proto/*.proto) enforced by
+// the server's interceptor, on every protocol and on each message of a
+// stream: INVALID_ARGUMENT with a buf.validate.Violations detail.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { type Violations, ViolationsSchema } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { NameSchema, type Name } from "../gen/route_guide_pb.js";
+import { createRouteGuideClient, protocols } from "../src/client/client.js";
+import { envelope, grpcStatus, h2Request, nameBytes } from "./support/raw.js";
+import { type RunningServer, startTestServer } from "./support/server.js";
+
+let server: RunningServer;
+before(async () => (server = await startTestServer()));
+after(() => server.close(0));
+
+/** The violations a ConnectError carries, as [field path, rule id] pairs. */
+function violationsOf(err: unknown): Array<[string, string]> {
+  assert.ok(err instanceof ConnectError, String(err));
+  assert.equal(err.code, Code.InvalidArgument);
+  const [violations] = err.findDetails(ViolationsSchema);
+  assert.ok(violations !== undefined, `no buf.validate.Violations detail on ${err.message}`);
+  return pairs(violations);
+}
+
+function pairs(violations: Violations): Array<[string, string]> {
+  return violations.violations.map((v) => [v.field?.elements.map((e) => e.fieldName).join(".") ?? "", v.ruleId]);
+}
+
+describe("request validation", () => {
+  it("answers {\"name\":\"\"} over Connect JSON with 400 invalid_argument and a buf.validate.Violations detail", async () => {
+    const res = await fetch(`${server.url}/RouteGuide/GetPerson`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"name":""}',
+    });
+    assert.equal(res.status, 400);
+    const body = (await res.json()) as { code: string; message: string; details: Array<{ type: string; value: string }> };
+    assert.equal(body.code, "invalid_argument");
+    assert.equal(body.message, "name: value is required [required]");
+    assert.equal(body.details.length, 1);
+    assert.equal(body.details[0]!.type, "buf.validate.Violations");
+    assert.deepEqual(pairs(fromBinary(ViolationsSchema, Buffer.from(body.details[0]!.value, "base64"))), [["name", "required"]]);
+  });
+
+  it("answers an empty name over gRPC with grpc-status 3 and the detail in grpc-status-details-bin", async () => {
+    const reply = await h2Request(
+      server.url,
+      { ":path": "/RouteGuide/GetPerson", "content-type": "application/grpc", te: "trailers" },
+      envelope(0, nameBytes("")),
+    );
+    assert.equal(grpcStatus(reply), Code.InvalidArgument);
+    const details = reply.trailers["grpc-status-details-bin"] ?? reply.headers["grpc-status-details-bin"];
+    assert.equal(typeof details, "string");
+    // google.rpc.Status carries the Any by its type URL.
+    assert.ok(Buffer.from(details as string, "base64").includes("type.googleapis.com/buf.validate.Violations"));
+  });
+
+  for (const protocol of protocols) {
+    it(`refuses an empty name and a name over 100 characters over ${protocol}, with the rule that was broken`, async () => {
+      const client = createRouteGuideClient({ baseUrl: server.url, protocol });
+      assert.deepEqual(violationsOf(await client.getPerson({ name: "" }).catch((e: unknown) => e)), [["name", "required"]]);
+      const long = await client.getPerson({ name: "n".repeat(101) }).catch((e: unknown) => e);
+      assert.deepEqual(violationsOf(long), [["name", "string.max_len"]]);
+      // 100 characters of two bytes each are within the rule: it counts characters.
+      const edge = await client.getPerson({ name: "é".repeat(100) }).catch((e: unknown) => e);
+      assert.ok(edge instanceof ConnectError && edge.code === Code.NotFound, String(edge));
+      assert.equal((await client.getPerson({ name: "Alice" })).age, 30);
+    });
+  }
+
+  for (const protocol of ["grpc", "connect"] as const) {
+    it(`checks each message of a GetPeople stream over ${protocol}: the stream fails at the bad name`, async () => {
+      const client = createRouteGuideClient({ baseUrl: server.url, protocol });
+      async function* names(): AsyncIterable<Name> {
+        for (const name of ["Alice", "", "Bob"]) yield create(NameSchema, { name });
+      }
+      const received: string[] = [];
+      const err = await (async () => {
+        for await (const person of client.getPeople(names())) received.push(person.name);
+      })().catch((e: unknown) => e);
+      assert.deepEqual(violationsOf(err), [["name", "required"]]);
+      assert.ok(!received.includes("Bob"), `nothing after the bad name: ${received.join(", ")}`);
+    });
+  }
+});
