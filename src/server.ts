@@ -3,13 +3,17 @@ import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import type { AddressInfo } from "node:net";
 import type { Config } from "./config.js";
 import { type Directory, loadDirectory } from "./routeguide/directory.js";
-import { createFastConnect } from "./fast-connect.js";
-import { createFastGrpc } from "./fast-grpc.js";
-import { createFastGrpcWeb } from "./fast-grpc-web.js";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
+import { validateUniversalHandlerOptions } from "@connectrpc/connect/protocol";
+import { createConnectEngine } from "./engine/connect.js";
+import { Engine } from "./engine/engine.js";
+import { createGrpcEngine } from "./engine/grpc.js";
+import { createGrpcWebEngine } from "./engine/grpc-web.js";
+import { createRouteTable } from "./engine/route-table.js";
 import { createHttpHandler } from "./http/handler.js";
 import { http1Options, http2Options } from "./transport/limits.js";
 import { type Logger, silentLogger } from "./observability/logging.js";
-import { Observability } from "./observability/calls.js";
+import { Observability, recordingInterceptor } from "./observability/calls.js";
 import { createPlaintextListener, createTlsListener, type Listener, type ListenerOptions } from "./transport/listener.js";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { RouteGuide } from "../gen/route_guide_pb.js";
@@ -17,6 +21,7 @@ import { HealthStatus, readinessEndpoint } from "./grpc-services/health.js";
 import { routes } from "./routes.js";
 import { createShutdown } from "./transport/shutdown.js";
 import { createStaticHandler, webBundleDir } from "./http/static.js";
+import { validationInterceptor } from "./http/validation.js";
 
 export interface RunningServer {
   readonly port: number;
@@ -53,28 +58,36 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     builtIn(router);
     options.services?.(router);
   };
-  const observability = new Observability(serviceRoutes, options.logger ?? silentLogger());
   const shutdown = createShutdown(() => health.setAll(ServingStatus.NOT_SERVING));
-  const connect = {
-    ...observability.connectOptions,
-    interceptors: [...observability.connectOptions.interceptors, ...(options.interceptors ?? [])],
+  // protovalidate's rules on every request, inside the caller's interceptors (a tracing span sees its refusals).
+  const interceptors = [...(options.interceptors ?? []), validationInterceptor];
+  const logger = options.logger ?? silentLogger();
+  const routerOptions = {
     readMaxBytes: config.limits.maxMessageBytes,
     shutdownSignal: shutdown.signal,
+    // connectNodeAdapter's default, which the engine applies too.
+    acceptCompression: [compressionGzip, compressionBrotli],
   };
-  // The RouteGuide-specific fast paths run no interceptors: with any, every call goes through connect-node.
-  const fastPaths = config.fastPath && (options.interceptors ?? []).length === 0;
+  // Outermost on connect-node's path: it records each call as the engine does itself.
+  const table = createRouteTable(serviceRoutes, { ...routerOptions, interceptors: [recordingInterceptor, ...interceptors] });
+  const observability = new Observability(table, logger);
+  const engine = config.fastPath
+    ? new Engine({
+        table,
+        settings: validateUniversalHandlerOptions({ ...routerOptions, interceptors }),
+        interceptors,
+        observability,
+        maxDeadlineMs: config.limits.maxDeadlineMs,
+      })
+    : undefined;
   // Outermost, so every call is timed from its arrival to the end of its response.
   const handler = observability.observe(createHttpHandler({
-    routes: serviceRoutes,
+    table,
     corsOrigins: config.corsOrigins,
-    connect,
-    // Hot Connect and gRPC-Web unary calls, answered as connect-node would, with the same settings.
-    ...(fastPaths && {
-      fastPaths: [
-        createFastConnect({ directory, connect, observability }),
-        createFastGrpcWeb({ directory, connect, observability }),
-      ],
-    }),
+    contextValues: observability.contextValues,
+    acceptEncodings: routerOptions.acceptCompression.map((c) => c.name),
+    // Connect and gRPC-Web unary calls of every method, answered as connect-node would, with the same settings.
+    ...(engine && { engine: [createConnectEngine(engine), createGrpcWebEngine(engine)] }),
     endpoints: { "/metrics": observability.metrics.endpoint, "/healthz": readinessEndpoint(health) },
     maxDeadlineMs: config.limits.maxDeadlineMs,
     // The page at / (built by npm run build:web) and its files.
@@ -85,16 +98,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     http2: http2Options(config.limits),
     handshakeTimeoutMs: config.limits.headersTimeoutMs,
     idleTimeoutMs: config.limits.idleTimeoutMs,
-    // gRPC calls to RouteGuide, answered on the HTTP/2 stream itself as Connect would (src/fast-grpc.ts).
-    ...(fastPaths && {
-      onStream: createFastGrpc({
-        directory,
-        connect,
-        observability,
-        maxDeadlineMs: config.limits.maxDeadlineMs,
-        corsOrigins: config.corsOrigins,
-      }),
-    }),
+    // gRPC calls of every method, answered on the HTTP/2 stream itself as connect-node would.
+    ...(engine && { onStream: createGrpcEngine(engine) }),
   };
   const listener: Listener = config.tls
     ? createTlsListener(

@@ -12,8 +12,12 @@ import { Code } from "@connectrpc/connect";
 import { NameSchema } from "../gen/route_guide_pb.js";
 import { defaultConfig, type Config } from "../src/config.js";
 import { loadDirectory } from "../src/routeguide/directory.js";
-import { createFastConnect } from "../src/fast-connect.js";
-import { createFastGrpcWeb } from "../src/fast-grpc-web.js";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
+import { validateUniversalHandlerOptions } from "@connectrpc/connect/protocol";
+import { createConnectEngine } from "../src/engine/connect.js";
+import { Engine } from "../src/engine/engine.js";
+import { createGrpcWebEngine } from "../src/engine/grpc-web.js";
+import { createRouteTable } from "../src/engine/route-table.js";
 import { HealthStatus } from "../src/grpc-services/health.js";
 import { defaultLimits } from "../src/transport/limits.js";
 import { createLogger } from "../src/observability/logging.js";
@@ -144,7 +148,7 @@ grpcWebCases.push(
   { name: "gRPC-Web: gzip request", headers: { ...grpcWeb, "grpc-encoding": "gzip" }, body: envelope(1, gzipSync(nameProto("Alice"))), status: 200, grpcStatus: 0, fast: false },
   // connect-node does not speak gRPC-Web's base64 text variant.
   { name: "gRPC-Web: text", headers: { "content-type": "application/grpc-web-text" }, body: Buffer.from(nameEnvelope("Alice").toString("base64")), status: 415, fast: false },
-  { name: "gRPC-Web: JSON", headers: { "content-type": "application/grpc-web+json" }, body: envelope(0, Buffer.from(nameJson("Alice"))), status: 200, grpcStatus: 0, fast: false },
+  { name: "gRPC-Web: JSON", headers: { "content-type": "application/grpc-web+json" }, body: envelope(0, Buffer.from(nameJson("Alice"))), status: 200, grpcStatus: 0, fast: true },
 );
 const allCases = [...cases, ...grpcWebCases];
 
@@ -422,10 +426,18 @@ describe("the fast paths take exactly the requests they handle, and they are obs
   before(async () => {
     const directory = await loadDirectory(dataFile);
     logs = new LogLines();
-    observability = new Observability(routes(directory, new HealthStatus()), await createLogger("info", logs));
-    const connect = { ...observability.connectOptions, readMaxBytes: maxMessageBytes };
-    const fastConnect = createFastConnect({ directory, connect, observability });
-    const fastGrpcWeb = createFastGrpcWeb({ directory, connect, observability });
+    const settings = { readMaxBytes: maxMessageBytes, acceptCompression: [compressionGzip, compressionBrotli] };
+    const table = createRouteTable(routes(directory, new HealthStatus()), settings);
+    observability = new Observability(table, await createLogger("info", logs));
+    const engine = new Engine({
+      table,
+      settings: validateUniversalHandlerOptions(settings),
+      interceptors: [],
+      observability,
+      maxDeadlineMs: 0,
+    });
+    const fastConnect = createConnectEngine(engine);
+    const fastGrpcWeb = createGrpcWebEngine(engine);
     server = http.createServer(
       observability.observe((req, res) => {
         if (!fastConnect(req, res) && !fastGrpcWeb(req, res)) {

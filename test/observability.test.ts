@@ -14,7 +14,8 @@ import { createRouteGuideClient, type ClientOptions } from "../src/client/client
 import { ConfigError, parseConfig, type LogLevel } from "../src/config.js";
 import { createHttpHandler } from "../src/http/handler.js";
 import { createLogger, infoLineWriter } from "../src/observability/logging.js";
-import { Observability } from "../src/observability/calls.js";
+import { Observability, recordingInterceptor } from "../src/observability/calls.js";
+import { createRouteTable } from "../src/engine/route-table.js";
 import { LogLines } from "./support/logs.js";
 import { envelope, grpcStatus, h2Request } from "./support/raw.js";
 import { startLoggedServer, type LoggedServer, type RunningServer } from "./support/server.js";
@@ -289,8 +290,9 @@ describe("a failure inside the service", () => {
   const sessions: http2.ServerHttp2Session[] = [];
   before(async () => {
     logs = new LogLines();
-    observability = new Observability(routes, await createLogger("warn", logs));
-    const handler = createHttpHandler({ routes, corsOrigins: [], connect: observability.connectOptions });
+    const table = createRouteTable(routes, { interceptors: [recordingInterceptor] });
+    observability = new Observability(table, await createLogger("warn", logs));
+    const handler = createHttpHandler({ table, corsOrigins: [], contextValues: observability.contextValues, acceptEncodings: [] });
     h2 = http2.createServer(observability.observe(handler));
     h2.on("session", (session) => sessions.push(session));
     h2.listen(0, "127.0.0.1");

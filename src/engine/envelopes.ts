@@ -1,6 +1,4 @@
-import zlib from "node:zlib";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Compression } from "@connectrpc/connect/protocol";
 
 /** One length-prefixed message of a gRPC body: its flags byte and its bytes. */
 export interface Envelope {
@@ -9,7 +7,16 @@ export interface Envelope {
 }
 
 /** The only flag a request envelope may carry. */
-const compressedFlag = 0x01;
+export const compressedFlag = 0x01;
+
+/** One envelope: the flags byte, the length, the bytes. */
+export function envelope(flags: number, data: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(5 + data.byteLength);
+  out[0] = flags;
+  out.writeUInt32BE(data.byteLength, 1);
+  out.set(data, 5);
+  return out;
+}
 
 /**
  * Splits a gRPC request body into envelopes with the errors, and in the
@@ -89,66 +96,5 @@ export class EnvelopeSplitter {
       this.#guardHeaderLeft = 5;
       this.#guardLength = 0;
     }
-  }
-}
-
-/** Connect's answer to a compressed envelope on a call without grpc-encoding (the fast path only takes those). */
-export function assertUncompressed(envelope: Envelope): void {
-  if ((envelope.flags & compressedFlag) !== 0) {
-    throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
-  }
-}
-
-/** The same bytes connect-node's compressionGzip / compressionBrotli produce (zlib with default options), synchronously. */
-const compressSync: Record<string, (data: Uint8Array) => Buffer> = {
-  gzip: (data) => zlib.gzipSync(data, {}),
-  br: (data) => zlib.brotliCompressSync(data, {}),
-};
-
-/**
- * Response envelopes of immutable messages (the directory's people), encoded
- * once per message and response compression. Like Connect, only messages of
- * at least `compressMinBytes` are compressed (and flagged so).
- */
-export class EnvelopeCache<T extends object> {
-  readonly #byCompression = new Map<string, WeakMap<T, Buffer>>();
-
-  constructor(
-    private readonly serialize: (message: T) => Uint8Array,
-    private readonly compressMinBytes: number,
-  ) {
-    for (const name of ["identity", ...Object.keys(compressSync)]) this.#byCompression.set(name, new WeakMap());
-  }
-
-  /**
-   * For a fast path's assertHonoured: what it would skip when the router accepts
-   * compressions this cache cannot produce (only connect-node's built-in ones).
-   */
-  static unsupported(acceptCompression: Compression[] | undefined): string | false {
-    return acceptCompression?.some((c) => !(c.name in compressSync)) === true && "acceptCompression other than gzip and br";
-  }
-
-  get(message: T, compression: Compression | null): Buffer {
-    const cache = this.#byCompression.get(compression?.name ?? "identity")!;
-    let bytes = cache.get(message);
-    if (bytes === undefined) {
-      bytes = this.#encode(message, compression);
-      cache.set(message, bytes);
-    }
-    return bytes;
-  }
-
-  #encode(message: T, compression: Compression | null): Buffer {
-    let data = this.serialize(message);
-    let flags = 0;
-    if (compression !== null && data.byteLength >= this.compressMinBytes) {
-      data = compressSync[compression.name]!(data);
-      flags = compressedFlag;
-    }
-    const out = Buffer.allocUnsafe(5 + data.byteLength);
-    out[0] = flags;
-    out.writeUInt32BE(data.byteLength, 1);
-    out.set(data, 5);
-    return out;
   }
 }

@@ -1,29 +1,29 @@
 import type { ServerResponse } from "node:http";
 import type { Http2ServerResponse } from "node:http2";
-import { ConnectError, type Interceptor } from "@connectrpc/connect";
 
 /** How long browsers and CDNs may reuse a person: the directory only changes when the server restarts. */
 export const getMaxAgeSeconds = 60;
 
 /**
- * Cache-Control for Connect GET calls, which connect-node only answers for
- * methods marked NO_SIDE_EFFECTS (GetPerson). An interceptor, because only it
- * knows whether the call succeeded; the headers it sets go out with
- * connect-node's writeHead. POST responses (Connect, gRPC-Web, gRPC) get none,
- * which keeps them uncacheable.
+ * Cache-Control for Connect GET calls, which are only answered for methods
+ * marked NO_SIDE_EFFECTS: a success (200) is public for a minute; an error
+ * is kept nowhere, since errors may be transient and a NOT_FOUND stops being
+ * true when the data changes. Decided on the status as the response's head
+ * goes out, whichever path answers, so no interceptor has to run for it on
+ * every call. POST responses get none, which keeps them uncacheable.
  */
-export const cacheGetResponses: Interceptor = (next) => async (req) => {
-  if (req.requestMethod !== "GET") return next(req);
-  try {
-    const res = await next(req);
-    res.header.set("cache-control", `public, max-age=${getMaxAgeSeconds}`);
-    return res;
-  } catch (err) {
-    // Errors may be transient, and a NOT_FOUND stops being true when the data changes: keep none.
-    if (err instanceof ConnectError) err.metadata.set("cache-control", "no-store");
-    throw err;
-  }
-};
+export function cacheByOutcome(res: ServerResponse | Http2ServerResponse): void {
+  const out = res as ServerResponse & { [kWriteHead]?: ServerResponse["writeHead"] };
+  out[kWriteHead] = out.writeHead;
+  out.writeHead = writeHeadWithCacheControl as ServerResponse["writeHead"];
+}
+
+const kWriteHead = Symbol("cache.writeHead");
+
+function writeHeadWithCacheControl(this: ServerResponse & { [kWriteHead]: ServerResponse["writeHead"] }, status: number, ...rest: unknown[]) {
+  this.setHeader("cache-control", status === 200 ? `public, max-age=${getMaxAgeSeconds}` : "no-store");
+  return (this[kWriteHead] as (...args: unknown[]) => ServerResponse).call(this, status, ...rest);
+}
 
 /**
  * A GET's response depends on Accept-Encoding too (connect-node compresses

@@ -1,47 +1,49 @@
 import type { ServerResponse } from "node:http";
-import { createConnectRouter, type ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
-import { cacheGetResponses, varyOnAcceptEncoding } from "./cache.js";
-import { createCorsMiddleware } from "./cors.js";
-import { type FastPath, routerSettings } from "../fast-unary.js";
+import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
+import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import type { HttpProtocol, Request, Response } from "../engine/http-call.js";
+import type { RouteTable } from "../engine/route-table.js";
 import type { RequestHandler } from "../transport/listener.js";
+import { cacheByOutcome, varyOnAcceptEncoding } from "./cache.js";
+import { createCorsMiddleware } from "./cors.js";
 import { createRequestGuard } from "./request-guard.js";
 
 export interface HandlerOptions {
-  routes: (router: ConnectRouter) => void;
+  /** The router, built once (src/engine/route-table.ts). */
+  table: RouteTable;
   corsOrigins: string[];
-  /** Router settings: limits, interceptors, context values. */
-  connect?: Omit<ConnectNodeAdapterOptions, "routes" | "fallback">;
+  /** connect-node's `contextValues`: what interceptors find on connect-node's path. */
+  contextValues: (req: Request) => ContextValues;
+  /** The encodings the router accepts, named in every RPC reply. */
+  acceptEncodings: string[];
+  /** The engine's protocols on Node's request API (Connect and gRPC-Web unary); each takes what it serves. */
+  engine?: HttpProtocol[];
   /** Plain HTTP endpoints beside the RPCs, by exact path (e.g. /healthz, /metrics). */
   endpoints?: Record<string, RequestHandler>;
   /** Whatever is neither an RPC nor an endpoint (e.g. the web page); a 404 when absent. */
   fallback?: RequestHandler;
   /** Longest deadline a call gets (0: none); see capDeadline in src/transport/limits.ts. */
   maxDeadlineMs?: number;
-  /** Each answers the calls it fully handles before connect-node sees them (src/fast-unary.ts); the rest go on. */
-  fastPaths?: FastPath[];
 }
 
-/** The request pipeline every connection shares: CORS, plain endpoints, HTTP/2-only streams, then the Connect router. */
+/**
+ * The request pipeline every connection shares: CORS, plain endpoints,
+ * HTTP/2-only streams, the request guard, then the engine or connect-node's
+ * general path over the same router.
+ */
 export function createHttpHandler(options: HandlerOptions): RequestHandler {
   const cors = createCorsMiddleware(options.corsOrigins);
-  const connect = connectNodeAdapter({
-    ...options.connect,
-    // Outermost, so the cache headers follow the call's final outcome.
-    interceptors: [cacheGetResponses, ...(options.connect?.interceptors ?? [])],
-    routes: options.routes,
-    ...(options.fallback && { fallback: options.fallback as ConnectNodeAdapterOptions["fallback"] }),
-  }) as RequestHandler;
-  const { rpcPaths, needsHttp2 } = requestPaths(options.routes);
+  const { table } = options;
+  const general = generalPath(table, options.contextValues, options.fallback);
   const guard = createRequestGuard({
     maxDeadlineMs: options.maxDeadlineMs ?? 0,
-    acceptEncodings: routerSettings(options.connect ?? {}).acceptCompression.map((c) => c.name),
-    rpcPaths,
+    acceptEncodings: options.acceptEncodings,
+    rpcPaths: new Set(table.handlers.keys()),
   });
   const endpoints = new Map(Object.entries(options.endpoints ?? {}));
-  const fastPaths = options.fastPaths ?? [];
-  const takenByFastPath: FastPath = (req, res) => {
-    for (const take of fastPaths) if (take(req, res)) return true;
+  const engine = options.engine ?? [];
+  const takenByEngine = (req: Request, res: Response): boolean => {
+    for (const take of engine) if (take(req, res)) return true;
     return false;
   };
   return (req, res) =>
@@ -49,25 +51,32 @@ export function createHttpHandler(options: HandlerOptions): RequestHandler {
       const path = req.url?.split("?")[0] ?? "";
       const endpoint = endpoints.get(path);
       if (endpoint) return endpoint(req, res);
-      if (req.httpVersionMajor === 1 && needsHttp2.has(path)) return rejectStreamOverHttp1(path, res as ServerResponse);
-      if (req.method === "GET") varyOnAcceptEncoding(res);
-      if (guard(req, res) && !takenByFastPath(req, res)) connect(req, res);
+      if (req.httpVersionMajor === 1 && table.needsHttp2.has(path)) return rejectStreamOverHttp1(path, res as ServerResponse);
+      if (req.method === "GET") {
+        varyOnAcceptEncoding(res);
+        if (table.handlers.has(path)) cacheByOutcome(res);
+      }
+      if (guard(req, res) && !takenByEngine(req, res)) general(req, res);
     });
 }
 
-/**
- * Paths of every RPC the routes serve, and of those whose requests stream:
- * they need HTTP/2, which browsers and plain curl don't speak.
- */
-function requestPaths(routes: (router: ConnectRouter) => void): { rpcPaths: Set<string>; needsHttp2: Set<string> } {
-  const router = createConnectRouter();
-  routes(router);
-  const streaming = router.handlers.filter(
-    (h) => h.method.methodKind === "bidi_streaming" || h.method.methodKind === "client_streaming",
-  );
-  return {
-    rpcPaths: new Set(router.handlers.map((h) => h.requestPath)),
-    needsHttp2: new Set(streaming.map((h) => h.requestPath)),
+/** connectNodeAdapter's request handler, over the router the engine shares instead of one of its own. */
+function generalPath(table: RouteTable, contextValues: (req: Request) => ContextValues, fallback: RequestHandler | undefined): RequestHandler {
+  return (req, res) => {
+    const handler = table.handlers.get(req.url?.split("?", 2)[0] ?? "");
+    if (handler === undefined) {
+      if (fallback) return fallback(req, res);
+      (res as ServerResponse).writeHead(404);
+      res.end();
+      return;
+    }
+    const uReq = universalRequestFromNodeRequest(req, res as never, undefined, contextValues(req));
+    handler(uReq)
+      .then((uRes) => universalResponseToNodeResponse(uRes, res))
+      .catch((reason: unknown) => {
+        if (ConnectError.from(reason).code === Code.Aborted) return;
+        console.error(`handler for rpc ${handler.method.name} of ${handler.service.typeName} failed`, reason);
+      });
   };
 }
 

@@ -2,6 +2,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { base64Decode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
+import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
 import { capDeadline } from "../transport/limits.js";
 
 type Request = IncomingMessage | Http2ServerRequest;
@@ -53,16 +55,26 @@ export function createRequestGuard(options: {
       reject(res, 505, "unimplemented", "gRPC requires HTTP/2 (h2c with prior knowledge, or TLS); over HTTP/1.1 use gRPC-Web or Connect");
       return false;
     }
+    capDeadline(req.headers, options.maxDeadlineMs);
+    let timeoutMs: number | undefined;
     if (/^application\/grpc(-web)?(\+|;|$)/.test(contentType)) {
       res.setHeader("grpc-accept-encoding", accepted);
       checkEnvelopeFlags(req, Code.Internal);
+      timeoutMs = parseGrpcTimeout(header(req, "grpc-timeout"), Number.MAX_SAFE_INTEGER).timeoutMs;
     } else if (contentType.startsWith("application/connect+")) {
       res.setHeader("connect-accept-encoding", accepted);
       checkEnvelopeFlags(req, Code.InvalidArgument);
+      timeoutMs = parseConnectTimeout(header(req, "connect-timeout-ms"), Number.MAX_SAFE_INTEGER).timeoutMs;
     } else if (/^application\/(json|proto)(;|$)/.test(contentType) || (req.method === "GET" && /[?&]encoding=/.test(req.url ?? ""))) {
       res.setHeader("accept-encoding", accepted);
+      timeoutMs = parseConnectTimeout(header(req, "connect-timeout-ms"), Number.MAX_SAFE_INTEGER).timeoutMs;
+      if (req.method === "GET" && isRpc && timeoutMs !== undefined && timeoutMs <= 0) {
+        // A GET has no body to fail: answer as the body's reading fails for a POST.
+        answerDeadlinePassed(res);
+        return false;
+      }
     }
-    capDeadline(req.headers, options.maxDeadlineMs);
+    if (timeoutMs !== undefined) endBodyAtDeadline(req, timeoutMs);
     return true;
   };
 }
@@ -90,6 +102,56 @@ function reject(res: Response, status: number, code: string, message: string): v
   res.end(body);
 }
 
+/** A header as Connect's Headers.get() reads it (values trimmed, joined with ", "). */
+function header(req: Request, name: string): string | null {
+  const value = req.headers[name];
+  if (value === undefined) return null;
+  return typeof value === "string" ? value.trim() : value.map((v) => v.trim()).join(", ");
+}
+
+/**
+ * connect-node reads a request's body without regard to its deadline: a
+ * deadline already passed was answered only after the body arrived (its
+ * error, if broken, winning), and a unary call whose body never ends was
+ * never answered (connect-es 2.2). The body's reading fails with
+ * DEADLINE_EXCEEDED at the deadline instead, at once when it has passed,
+ * so every call ends by its deadline, as it does on the engine.
+ */
+function endBodyAtDeadline(req: Request, timeoutMs: number): void {
+  const inner = (req as unknown as AsyncIterable<Buffer>)[Symbol.asyncIterator].bind(req);
+  Object.defineProperty(req, Symbol.asyncIterator, {
+    configurable: true,
+    value: async function* (): AsyncGenerator<Buffer> {
+      if (timeoutMs <= 0) throw deadlineExceeded();
+      const it = inner();
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(deadlineExceeded()), timeoutMs)));
+      deadline.catch(() => {}); // the body may end first
+      try {
+        for (;;) {
+          const result = await Promise.race([it.next(), deadline]);
+          if (result.done === true) return;
+          yield result.value;
+        }
+      } finally {
+        clearTimeout(timer);
+        void it.return?.(undefined)?.catch?.(() => {});
+      }
+    },
+  });
+}
+
+function deadlineExceeded(): ConnectError {
+  return new ConnectError("the operation timed out", Code.DeadlineExceeded);
+}
+
+/** Connect's unary error for a deadline already passed (504), as the engine answers a GET. */
+function answerDeadlinePassed(res: Response): void {
+  const body = JSON.stringify({ code: "deadline_exceeded", message: "the operation timed out" });
+  (res as ServerResponse).writeHead(504, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+  res.end(body);
+}
+
 /** The only flag a request envelope may carry: compressed. */
 const compressedFlag = 0x01;
 
@@ -103,6 +165,7 @@ const compressedFlag = 0x01;
  */
 function checkEnvelopeFlags(req: Request, code: Code): void {
   Object.defineProperty(req, Symbol.asyncIterator, {
+    configurable: true,
     value: async function* (): AsyncGenerator<Buffer> {
       let payloadLeft = 0;
       const header = Buffer.alloc(5);

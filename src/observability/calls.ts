@@ -4,13 +4,12 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
-  createConnectRouter,
   createContextKey,
   createContextValues,
-  type ConnectRouter,
   type ContextValues,
   type Interceptor,
 } from "@connectrpc/connect";
+import type { RouteTable } from "../engine/route-table.js";
 import type { RequestHandler } from "../transport/listener.js";
 import { infoLineWriter, type Logger } from "./logging.js";
 import { type CallTally, protocols, type Protocol, ServerMetrics } from "./metrics.js";
@@ -62,12 +61,10 @@ export class Observability {
   private readonly channels = new Map<string, Record<Protocol, Channel>>();
 
   constructor(
-    routes: (router: ConnectRouter) => void,
+    table: RouteTable,
     private readonly logger: Logger,
   ) {
-    const router = createConnectRouter();
-    routes(router);
-    for (const { requestPath, method } of router.handlers) {
+    for (const { requestPath, method } of table.handlers.values()) {
       const byProtocol = {} as Record<Protocol, Channel>;
       for (const protocol of protocols) {
         const log = logger.child({ procedure: requestPath, protocol });
@@ -144,42 +141,46 @@ export class Observability {
   }
 
   /** For connect-node's `contextValues`: hands the call to the interceptor. */
-  readonly contextValues = (req: NodeRequest): ContextValues => {
+  readonly contextValues = (req: NodeRequest): ContextValues => this.contextValuesOf(this.callOf(req));
+
+  /** The context values of a call: interceptors find its record there (tracing adds its ids to the line). */
+  contextValuesOf(call: Call | undefined): ContextValues {
     const values = createContextValues();
-    const call = this.callOf(req);
     if (call !== undefined) values.set(callKey, call);
     return values;
-  };
+  }
 
-  /** Records the service's error and counts the messages of streams. */
-  readonly interceptor: Interceptor = (next) => async (req) => {
-    const call = req.contextValues.get(callKey);
-    if (call === undefined) return next(req);
-    call.reached = true;
-    if (!req.stream) {
-      call.received = 1;
-      try {
-        const res = await next(req);
-        call.sent = 1;
-        return res;
-      } catch (e) {
-        call.cause = e;
-        throw e;
-      }
-    }
+}
+
+/**
+ * On connect-node's path: records the service's error and counts the
+ * messages of streams, in the call observe() started. The engine records
+ * the same itself.
+ */
+export const recordingInterceptor: Interceptor = (next) => async (req) => {
+  const call = req.contextValues.get(callKey);
+  if (call === undefined) return next(req);
+  call.reached = true;
+  if (!req.stream) {
+    call.received = 1;
     try {
-      const res = await next({ ...req, message: counted(req.message, call, false) });
-      if (!res.stream) return res;
-      return { ...res, message: counted(res.message, call, true) };
+      const res = await next(req);
+      call.sent = 1;
+      return res;
     } catch (e) {
       call.cause = e;
       throw e;
     }
-  };
-
-  /** Router options for the `connect` slot of createHttpHandler. */
-  readonly connectOptions = { interceptors: [this.interceptor], contextValues: this.contextValues };
-}
+  }
+  try {
+    const res = await next({ ...req, message: counted(req.message, call, false) });
+    if (!res.stream) return res;
+    return { ...res, message: counted(res.message, call, true) };
+  } catch (e) {
+    call.cause = e;
+    throw e;
+  }
+};
 
 // One listener for every response, so no closure per call; `this` is the response.
 function onResponseClose(this: Tagged<NodeResponse>): void {
@@ -197,12 +198,18 @@ const kPeer = Symbol("routeguide.peer");
 
 /** "address:port", once per connection: the calls of an HTTP/2 session share their session's. */
 function peerOf(req: NodeRequest): string | undefined {
-  const connection = ("stream" in req ? req.stream.session : req.socket) as { [kPeer]?: string } | undefined;
-  if (connection?.[kPeer] !== undefined) return connection[kPeer];
-  const { remoteAddress, remotePort } = req.socket;
+  const connection = "stream" in req ? req.stream.session : req.socket;
+  return connection === undefined ? undefined : connectionPeer(connection, req.socket);
+}
+
+/** The peer of a connection (an HTTP/2 session or a socket) whose socket is `socket`, remembered on the connection. */
+export function connectionPeer(connection: object, socket: { remoteAddress?: string; remotePort?: number }): string | undefined {
+  const tagged = connection as { [kPeer]?: string };
+  if (tagged[kPeer] !== undefined) return tagged[kPeer];
+  const { remoteAddress, remotePort } = socket;
   if (remoteAddress === undefined) return undefined;
   const peer = remoteAddress.includes(":") ? `[${remoteAddress}]:${remotePort}` : `${remoteAddress}:${remotePort}`;
-  if (connection !== undefined) connection[kPeer] = peer;
+  tagged[kPeer] = peer;
   return peer;
 }
 

@@ -1,7 +1,9 @@
+import cluster from "node:cluster";
 import type { ServerResponse } from "node:http";
 import { collectDefaultMetrics, Counter, Gauge, type Histogram, type MetricValueWithName, Registry } from "prom-client";
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { RequestHandler } from "../transport/listener.js";
+import { joinClusterMetrics } from "./cluster-metrics.js";
 
 export type Protocol = "grpc" | "grpc-web" | "connect";
 export const protocols: readonly Protocol[] = ["grpc", "grpc-web", "connect"];
@@ -66,6 +68,16 @@ export class CallTally {
 export class ServerMetrics {
   readonly registry = new Registry();
   private readonly tallies: CallTally[] = [];
+  /** Calls the engine (src/engine/) answered, per protocol; the rest went to connect-node's general path. */
+  readonly #engineCalls: Record<Protocol, number> = { grpc: 0, "grpc-web": 0, connect: 0 };
+
+  engineServed(protocol: Protocol): void {
+    this.#engineCalls[protocol]++;
+  }
+  /** What /metrics serves: this registry, or in a cluster worker every worker's sum. */
+  readonly #text: () => Promise<string> = cluster.isWorker
+    ? joinClusterMetrics(this.registry)
+    : () => this.registry.metrics();
 
   constructor() {
     const tallies = this.tallies;
@@ -110,6 +122,17 @@ export class ServerMetrics {
         for (const t of tallies) this.set(t.labels, t.inFlight);
       },
     });
+    const engineCalls = this.#engineCalls;
+    new Counter({
+      name: "routeguide_engine_calls_total",
+      help: "RPCs answered by the server's own protocol engine rather than connect-node's general path.",
+      labelNames: ["protocol"],
+      registers,
+      collect() {
+        this.reset();
+        for (const protocol of protocols) this.inc({ protocol: protocolLabels[protocol] }, engineCalls[protocol]);
+      },
+    });
     // The registry only reads name and get() (and calls reset()); prom-client's Histogram has no collect-time setter for buckets.
     this.registry.registerMetric(new TallyHistogram(tallies) as unknown as Histogram);
   }
@@ -135,7 +158,7 @@ export class ServerMetrics {
       out.end();
       return;
     }
-    this.registry.metrics().then(
+    this.#text().then(
       (text) => {
         out.writeHead(200, { "content-type": this.registry.contentType, "content-length": Buffer.byteLength(text) });
         if (req.method === "HEAD") out.end();

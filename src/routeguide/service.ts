@@ -22,8 +22,8 @@ export function createRouteGuideService(directory: Directory): ServiceImpl<typeo
   };
 }
 
-/** GetPerson's answer to one name. Shared with the fast paths (src/fast-grpc.ts, src/fast-connect.ts). */
-export function personNamed(directory: Directory, name: string): Person {
+/** GetPerson's answer to one name. */
+function personNamed(directory: Directory, name: string): Person {
   if (name === "") {
     throw new ConnectError("name must not be empty", Code.InvalidArgument);
   }
@@ -44,7 +44,7 @@ function quoted(name: string): string {
 }
 
 /** GetPeople's answer to one name of the stream: unknown names are skipped (undefined), as in the tutorial. */
-export function personInStream(directory: Directory, name: string): Person | undefined {
+function personInStream(directory: Directory, name: string): Person | undefined {
   if (name === "") {
     throw new ConnectError("name must not be empty", Code.InvalidArgument);
   }

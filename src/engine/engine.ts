@@ -1,0 +1,112 @@
+import type { DescMethod, Message } from "@bufbuild/protobuf";
+import { ConnectError, type Interceptor } from "@connectrpc/connect";
+import {
+  type Compression,
+  compressionNegotiate,
+  createMethodSerializationLookup,
+  type MethodSerializationLookup,
+  type UniversalHandlerOptions,
+} from "@connectrpc/connect/protocol";
+import type { Observability } from "../observability/calls.js";
+import { Invoker } from "./invoke.js";
+import type { RouteTable, RoutedMethod } from "./route-table.js";
+
+/** One method as the engine serves it: its implementation through the interceptors, its codecs, its encodings. */
+export class MethodEntry {
+  readonly path: string;
+  readonly method: DescMethod;
+  readonly invoker: Invoker;
+  readonly serialization: MethodSerializationLookup<DescMethod["input"], DescMethod["output"]>;
+  /** Marked NO_SIDE_EFFECTS in its proto: Connect GET may call it. */
+  readonly idempotent: boolean;
+  readonly #encodings = [new WeakMap<object, Uint8Array>(), new WeakMap<object, Uint8Array>()];
+
+  constructor(routed: RoutedMethod, interceptors: readonly Interceptor[], settings: UniversalHandlerOptions) {
+    this.path = routed.requestPath;
+    this.method = routed.method;
+    this.invoker = new Invoker(routed, interceptors);
+    this.serialization = createMethodSerializationLookup(routed.method, settings.binaryOptions, settings.jsonOptions, settings);
+    this.idempotent = routed.method.idempotency === 1; // MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS
+  }
+
+  /**
+   * An output message's bytes. A frozen message is the service's statement
+   * that it never changes (src/routeguide/directory.ts freezes its people),
+   * so its bytes are kept, per codec, for as long as the message lives.
+   */
+  encode(message: Message, binary: boolean): Uint8Array {
+    if (!Object.isFrozen(message)) return this.serialization.getO(binary).serialize(message);
+    const cache = this.#encodings[binary ? 1 : 0]!;
+    let bytes = cache.get(message);
+    if (bytes === undefined) {
+      bytes = this.serialization.getO(binary).serialize(message);
+      cache.set(message, bytes);
+    }
+    return bytes;
+  }
+}
+
+/** A call the engine is answering, which shutdown may have to end. */
+export interface ActiveCall {
+  abortCall(reason: ConnectError): void;
+}
+
+export interface EngineOptions {
+  table: RouteTable;
+  /** The router's settings (validated, with the adapter's default compressions). */
+  settings: UniversalHandlerOptions;
+  /** The router's interceptors but observability's own: the engine records calls itself. */
+  interceptors: readonly Interceptor[];
+  observability: Observability;
+  /** Longest deadline a call gets (0: none), as src/transport/limits.ts's capDeadline applies it. */
+  maxDeadlineMs: number;
+}
+
+/**
+ * What every protocol of the engine shares: the method table, the router's
+ * settings, the calls in flight. Built once from the route table.
+ */
+export class Engine {
+  readonly methods = new Map<string, MethodEntry>();
+  readonly settings: UniversalHandlerOptions;
+  readonly observability: Observability;
+  readonly maxDeadlineMs: number;
+  /** The encodings the router accepts, as the request guard names them in every RPC reply. */
+  readonly acceptEncodings: string;
+  readonly active = new Set<ActiveCall>();
+  readonly #negotiated = new Map<string, Compression | null>();
+
+  constructor(options: EngineOptions) {
+    this.settings = options.settings;
+    this.observability = options.observability;
+    this.maxDeadlineMs = options.maxDeadlineMs;
+    this.acceptEncodings = options.settings.acceptCompression.map((c) => c.name).join(",");
+    // A request gate runs before the body is read, with connect-node's own context: leave every call to it.
+    if (options.settings.requestGate === undefined) {
+      for (const routed of options.table.implementations.values()) {
+        this.methods.set(routed.requestPath, new MethodEntry(routed, options.interceptors, options.settings));
+      }
+    }
+    const shutdown = options.settings.shutdownSignal;
+    shutdown?.addEventListener("abort", () => {
+      const reason = ConnectError.from(shutdown.reason);
+      for (const call of [...this.active]) call.abortCall(reason);
+    });
+  }
+
+  get shutdownReason(): ConnectError | undefined {
+    const shutdown = this.settings.shutdownSignal;
+    return shutdown?.aborted ? ConnectError.from(shutdown.reason) : undefined;
+  }
+
+  /** Connect's negotiation of the response compression, memoised per header value (clients send a handful). */
+  responseCompression(accept: string | null, headerName: string): Compression | null {
+    if (accept === null) return null;
+    let compression = this.#negotiated.get(accept);
+    if (compression === undefined) {
+      compression = compressionNegotiate(this.settings.acceptCompression, null, accept, headerName).response;
+      if (this.#negotiated.size < 64) this.#negotiated.set(accept, compression);
+    }
+    return compression;
+  }
+}

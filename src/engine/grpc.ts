@@ -1,0 +1,458 @@
+import http2 from "node:http2";
+import type { Message } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Compression } from "@connectrpc/connect/protocol";
+import { grpcStatusOk, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import type { Call } from "../observability/calls.js";
+import { capDeadline } from "../transport/limits.js";
+import { releaseAfterResponse, type StreamHandler } from "../transport/listener.js";
+import { EngineContext } from "./context.js";
+import type { ActiveCall, Engine, MethodEntry } from "./engine.js";
+import { compressedFlag, type Envelope, envelope, EnvelopeSplitter } from "./envelopes.js";
+import { connectionPeer } from "../observability/calls.js";
+import { asError, deadlineExceeded, extraInput, incompleteEnvelope, missingInput } from "./errors.js";
+import { MessageQueue } from "./message-queue.js";
+
+/**
+ * gRPC straight on node:http2 streams, for every method of every service:
+ * Connect's general path spends most of a call in its async-iterable
+ * pipeline, AbortSignals and Node's compatibility layer (README,
+ * Performance). It answers what connect-node answers, with the same limits,
+ * deadlines, shutdown, logs and metrics (test/engine-differential.test.ts
+ * proves it). It takes a stream only when its headers show nothing it leaves
+ * to connect-node (request compression, browsers, unknown methods): those
+ * go on to the compatibility layer, unread. For the listener's `onStream`.
+ */
+export function createGrpcEngine(engine: Engine): StreamHandler {
+  const headers = new ResponseHeaders(engine);
+  return (stream, requestHeaders) => take(engine, headers, stream, requestHeaders);
+}
+
+function take(engine: Engine, headers: ResponseHeaders, stream: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders): boolean {
+  const path = h[":path"];
+  const entry = path === undefined ? undefined : engine.methods.get(path);
+  if (entry === undefined || h[":method"] !== "POST") return false;
+  const binary = codecOf(h["content-type"]);
+  if (binary === undefined) return false;
+  const encoding = h["grpc-encoding"];
+  if (encoding !== undefined && encoding !== "identity") return false;
+  // Browsers (CORS answers depend on their Origin), and requests the guard refuses for a missing authority.
+  if (h.origin !== undefined || (h[":authority"] === undefined && h.host === undefined)) return false;
+  const accept = h["grpc-accept-encoding"];
+  const compression = engine.responseCompression(accept === undefined ? null : String(accept), "grpc-accept-encoding");
+  // The request guard's rewrite (the server's maximum, a Node timer's), before parseTimeout reads it.
+  capDeadline(h, engine.maxDeadlineMs);
+  const session = stream.session;
+  const record = engine.observability.callStarted(path!, "grpc", "2.0", session && connectionPeer(session, session.socket));
+  engine.observability.metrics.engineServed("grpc");
+  const call =
+    entry.method.methodKind === "unary"
+      ? new UnaryGrpcCall(engine, entry, stream, h, record, binary, compression, headers)
+      : new StreamingGrpcCall(engine, entry, stream, h, record, binary, compression, headers);
+  call.start(h["grpc-timeout"]);
+  return true;
+}
+
+/** application/grpc and +proto: binary; +json: JSON; anything else is left to connect-node. */
+function codecOf(type: string | undefined): boolean | undefined {
+  if (type === "application/grpc" || type === "application/grpc+proto") return true;
+  if (type === "application/grpc+json") return false;
+  return undefined;
+}
+
+/** The response headers before a handler touches them, per codec and compression, built once. */
+class ResponseHeaders {
+  readonly #byKey = new Map<string, Readonly<Record<string, string>>>();
+
+  constructor(readonly engine: Engine) {}
+
+  /** As Connect's gRPC handler starts its context's responseHeader. */
+  initial(binary: boolean, compression: Compression | null): Readonly<Record<string, string>> {
+    const key = `${binary ? "proto" : "json"} ${compression?.name ?? ""}`;
+    let headers = this.#byKey.get(key);
+    if (headers === undefined) {
+      headers = Object.freeze({
+        "content-type": binary ? "application/grpc+proto" : "application/grpc+json",
+        ...(compression && { "grpc-encoding": compression.name }),
+      });
+      this.#byKey.set(key, headers);
+    }
+    return headers;
+  }
+
+  /** What goes on the wire: the status, the request guard's grpc-accept-encoding, and the headers. */
+  wire(binary: boolean, compression: Compression | null): http2.OutgoingHttpHeaders {
+    const key = `wire ${binary ? "proto" : "json"} ${compression?.name ?? ""}`;
+    let headers = this.#byKey.get(key) as http2.OutgoingHttpHeaders | undefined;
+    if (headers === undefined) {
+      headers = Object.freeze({
+        ":status": 200,
+        "grpc-accept-encoding": this.engine.acceptEncodings,
+        ...this.initial(binary, compression),
+      });
+      this.#byKey.set(key, headers as Readonly<Record<string, string>>);
+    }
+    return headers;
+  }
+}
+
+const okTrailer = Object.freeze({ "grpc-status": grpcStatusOk });
+const kCall = Symbol("engine.grpc.call");
+type Stream = http2.ServerHttp2Stream & { [kCall]?: GrpcCall };
+
+/** One call on one stream. Listeners are shared functions that find the call on the stream: no closures per call. */
+abstract class GrpcCall implements ActiveCall {
+  /** Set once the response's end (trailers) is decided; later events are ignored. */
+  done = false;
+  readonly ctx: EngineContext;
+  readonly reader: EnvelopeSplitter;
+  #headersSent = false;
+  #trailers: http2.OutgoingHttpHeaders = okTrailer;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly engine: Engine,
+    readonly entry: MethodEntry,
+    readonly stream: Stream,
+    requestHeaders: http2.IncomingHttpHeaders,
+    readonly record: Call | undefined,
+    readonly binary: boolean,
+    readonly compression: Compression | null,
+    readonly headers: ResponseHeaders,
+  ) {
+    this.reader = new EnvelopeSplitter(engine.settings.readMaxBytes);
+    this.ctx = new EngineContext({
+      method: entry.method,
+      protocolName: "grpc",
+      requestMethod: "POST",
+      nodeHeaders: requestHeaders,
+      scheme: (stream.session?.socket as { encrypted?: boolean } | undefined)?.encrypted ? "https" : "http",
+      authority: String(requestHeaders[":authority"] ?? requestHeaders.host),
+      path: String(requestHeaders[":path"]),
+      responseHeader: headers.initial(binary, compression),
+      responseTrailer: okTrailer,
+      values: () => engine.observability.contextValuesOf(record),
+    });
+  }
+
+  /** Deadline (grpc-timeout, already cut to the server's maximum), shutdown, then the body. */
+  start(grpcTimeout: string | string[] | undefined): void {
+    const stream = this.stream;
+    stream[kCall] = this;
+    this.engine.active.add(this);
+    stream.on("error", ignore); // a reset shows up as "close"; the call is counted there
+    stream.on("close", onClose);
+    stream.on("wantTrailers", onWantTrailers);
+    let timeoutMs: number | undefined;
+    if (grpcTimeout !== undefined) {
+      const timeout = parseTimeout(typeof grpcTimeout === "string" ? grpcTimeout : grpcTimeout.join(", "), this.engine.settings.maxTimeoutMs);
+      // Connect raises it on the first read of the body, which it then never reads; a stream's handler sees it.
+      if (timeout.error) return this.fail(timeout.error, this.streaming);
+      timeoutMs = timeout.timeoutMs;
+    }
+    const shutdown = this.engine.shutdownReason;
+    if (shutdown !== undefined) return this.fail(shutdown, this.streaming);
+    if (timeoutMs !== undefined) {
+      // A deadline already passed is answered without reading the body, on every protocol (src/http/request-guard.ts).
+      if (timeoutMs <= 0) return this.fail(deadlineExceeded(), this.streaming);
+      this.ctx.setDeadline(timeoutMs);
+      this.#timer = setTimeout(onDeadline, timeoutMs, this);
+    }
+    stream.on("data", onData);
+    stream.on("end", onEnd);
+    this.begin();
+  }
+
+  /** Whether the handler starts before the body is read: then errors reading it are the handler's. */
+  abstract readonly streaming: boolean;
+
+  /** Called once reading starts: streaming calls start the handler before their first message. */
+  protected begin(): void {}
+  abstract onData(chunk: Buffer): void;
+  abstract onEnd(): void;
+  /** The client reset the stream before the response ended. */
+  protected onCancel(): void {}
+
+  /** A request message, with Connect's checks and errors. */
+  protected parse(envelope: Envelope): Message {
+    if ((envelope.flags & compressedFlag) !== 0) {
+      throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
+    }
+    return this.entry.serialization.getI(this.binary).parse(envelope.data) as Message;
+  }
+
+  /** Sends the response headers, once, as late as Connect does: with the first message or the status. */
+  protected sendHeaders(): void {
+    if (this.#headersSent) return;
+    this.#headersSent = true;
+    const touched = this.ctx.touchedResponseHeader;
+    const headers = touched === undefined ? this.headers.wire(this.binary, this.compression) : wireHeaders(this.engine, touched);
+    this.stream.respond(headers, { waitForTrailers: true });
+  }
+
+  /** A message's envelope: cached with the bytes of a frozen message when uncompressed. */
+  protected async envelopeOf(message: Message): Promise<Uint8Array> {
+    const data = this.entry.encode(message, this.binary);
+    if (this.compression === null || data.byteLength < this.engine.settings.compressMinBytes) return envelope(0, data);
+    return envelope(compressedFlag, await this.compression.compress(data));
+  }
+
+  /** Ends the response with grpc-status 0 (and the handler's trailers) after `last`, if any. */
+  protected succeed(last?: Uint8Array): void {
+    if (this.done) return;
+    this.#finish();
+    const trailer = this.ctx.touchedResponseTrailer;
+    if (trailer !== undefined) this.#trailers = headersObject(trailer);
+    this.ctx.finish();
+    this.sendHeaders();
+    if (last === undefined) this.stream.end();
+    else this.stream.end(last);
+  }
+
+  /** Ends the response with the error's status; `cause`: the service raised it (what the log's "reason" shows). */
+  fail(error: unknown, cause: boolean): void {
+    if (this.done) return;
+    this.#finish();
+    if (cause && this.record) this.record.cause = error;
+    const status = asError(error);
+    this.ctx.abort(status);
+    const trailer = this.ctx.touchedResponseTrailer ?? new Headers(okTrailer);
+    this.#trailers = headersObject(setTrailerStatus(trailer, status));
+    if (this.stream.closed) return; // reset by the client: nobody to tell
+    this.sendHeaders();
+    this.stream.end();
+  }
+
+  abortCall(reason: ConnectError): void {
+    this.fail(reason, true);
+  }
+
+  #finish(): void {
+    this.done = true;
+    clearTimeout(this.#timer);
+    this.engine.active.delete(this);
+  }
+
+  sendTrailers(): void {
+    this.stream.sendTrailers(this.#trailers);
+    // A client still sending (its deadline passed, the server shuts down) has its stream reset once these are out.
+    releaseAfterResponse(this.stream);
+  }
+
+  /** The stream is gone: count and log the call with the status the client was sent, CANCELLED if it reset the stream first. */
+  closed(): void {
+    if (!this.done) {
+      this.#finish();
+      this.ctx.abort(new ConnectError("the client cancelled the call", Code.Canceled));
+      this.onCancel();
+    }
+    if (this.record === undefined) return;
+    const sent = this.stream.sentTrailers?.["grpc-status"];
+    const code = sent === undefined || this.stream.aborted ? Code.Canceled : Number(sent);
+    this.engine.observability.callEnded(this.record, code, 200);
+  }
+}
+
+/** One message in, after the whole body; one out. */
+class UnaryGrpcCall extends GrpcCall {
+  readonly streaming = false;
+  #request: Message | undefined;
+  #count = 0;
+
+  onData(chunk: Buffer): void {
+    try {
+      for (const envelope of this.reader.push(chunk)) {
+        const message = this.parse(envelope);
+        if (++this.#count > 1) throw extraInput("unary");
+        this.#request = message;
+      }
+    } catch (e) {
+      this.fail(e, false);
+    }
+  }
+
+  onEnd(): void {
+    if (this.reader.incomplete) return this.fail(incompleteEnvelope(), false);
+    if (this.#request === undefined) return this.fail(missingInput("unary"), false);
+    const record = this.record;
+    if (record) {
+      record.reached = true;
+      record.received = 1;
+    }
+    let output: Message | Promise<Message>;
+    try {
+      output = this.entry.invoker.unary(this.ctx, this.#request);
+    } catch (e) {
+      return this.fail(e, true);
+    }
+    if (output instanceof Promise) output.then((o) => this.#reply(o), (e: unknown) => this.fail(e, true));
+    else this.#reply(output);
+  }
+
+  #reply(output: Message): void {
+    if (this.done) return;
+    if (this.record) this.record.sent = 1;
+    let data: Uint8Array;
+    try {
+      data = this.entry.encode(output, this.binary);
+    } catch (e) {
+      return this.fail(e, true);
+    }
+    if (this.compression === null || data.byteLength < this.engine.settings.compressMinBytes) {
+      return this.succeed(envelope(0, data));
+    }
+    this.compression.compress(data).then(
+      (compressed) => this.succeed(envelope(compressedFlag, compressed)),
+      (e: unknown) => this.fail(e, false),
+    );
+  }
+}
+
+/**
+ * Server, client and bidi streams: the handler starts at once and reads the
+ * request messages as they arrive; its messages go out as it yields them,
+ * those of one turn of the event loop in one write.
+ */
+class StreamingGrpcCall extends GrpcCall {
+  readonly streaming = true;
+  readonly #input = new MessageQueue<Message>(this);
+  #corked = false;
+
+  protected override begin(): void {
+    if (this.record) this.record.reached = true;
+    void this.#run();
+  }
+
+  async #run(): Promise<void> {
+    try {
+      const output = await this.entry.invoker.stream(this.ctx, this.#input);
+      for await (const message of output) {
+        if (this.done) break;
+        if (this.record) this.record.sent++;
+        await this.#write(await this.envelopeOf(message));
+        if (this.done) break;
+      }
+      this.#uncork();
+      this.succeed();
+    } catch (e) {
+      this.#uncork();
+      this.fail(e, true);
+    }
+  }
+
+  /** Writes are corked until the current turn's work is done, so a burst of replies goes out as one. */
+  #write(bytes: Uint8Array): Promise<void> | undefined {
+    this.sendHeaders();
+    if (!this.#corked) {
+      this.#corked = true;
+      this.stream.cork();
+      process.nextTick(uncork, this);
+    }
+    if (this.stream.write(bytes)) return undefined;
+    // Backpressure as Connect has it: nothing more is produced while the client does not read.
+    return new Promise<void>((resolve) => {
+      const go = () => {
+        this.stream.off("drain", go);
+        this.stream.off("close", go);
+        resolve();
+      };
+      this.stream.on("drain", go);
+      this.stream.on("close", go);
+    });
+  }
+
+  #uncork(): void {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.stream.uncork();
+  }
+
+  uncorkNow(): void {
+    this.#uncork();
+  }
+
+  onData(chunk: Buffer): void {
+    try {
+      for (const envelope of this.reader.push(chunk)) {
+        const message = this.parse(envelope);
+        if (this.record) this.record.received++;
+        this.#input.push(message);
+      }
+    } catch (e) {
+      this.#stopReading();
+      this.#input.fail(e);
+    }
+  }
+
+  onEnd(): void {
+    if (this.reader.incomplete) this.#input.fail(incompleteEnvelope());
+    else this.#input.end();
+  }
+
+  override fail(error: unknown, cause: boolean): void {
+    if (this.done) return;
+    super.fail(error, cause);
+    this.#input.fail(asError(error));
+  }
+
+  protected override onCancel(): void {
+    this.#input.fail(new ConnectError("the client cancelled the call", Code.Canceled));
+  }
+
+  #stopReading(): void {
+    this.stream.off("data", onData);
+    this.stream.pause();
+  }
+
+  /** For the input queue: it holds enough messages the handler has not taken, or wants more. */
+  pauseReading(): void {
+    if (!this.done) this.stream.pause();
+  }
+
+  resumeReading(): void {
+    if (!this.done) this.stream.resume();
+  }
+}
+
+function uncork(call: StreamingGrpcCall): void {
+  call.uncorkNow();
+}
+
+/** Response headers a handler or interceptor set, with the request guard's grpc-accept-encoding. */
+function wireHeaders(engine: Engine, headers: Headers): http2.OutgoingHttpHeaders {
+  const out: http2.OutgoingHttpHeaders = { ":status": 200, "grpc-accept-encoding": engine.acceptEncodings };
+  headers.forEach((value, key) => (out[key] = value));
+  return out;
+}
+
+function headersObject(headers: Headers): http2.OutgoingHttpHeaders {
+  const out: http2.OutgoingHttpHeaders = {};
+  headers.forEach((value, key) => (out[key] = value));
+  return out;
+}
+
+// A reset by the client closes the stream, then ends its body: that end is not the client's.
+function onData(this: Stream, chunk: Buffer): void {
+  const call = this[kCall]!;
+  if (!call.done && !this.closed) call.onData(chunk);
+}
+
+function onEnd(this: Stream): void {
+  const call = this[kCall]!;
+  if (!call.done && !this.closed) call.onEnd();
+}
+
+function onWantTrailers(this: Stream): void {
+  if (!this.closed) this[kCall]!.sendTrailers();
+}
+
+function onClose(this: Stream): void {
+  this[kCall]!.closed();
+}
+
+/** The deadline is the handler's error once the call reached it; before, the body's reading failed. */
+function onDeadline(call: GrpcCall): void {
+  call.fail(deadlineExceeded(), call.record?.reached === true);
+}
+
+function ignore(): void {}

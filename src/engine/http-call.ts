@@ -1,0 +1,153 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Call } from "../observability/calls.js";
+import { EngineContext } from "./context.js";
+import type { ActiveCall, Engine, MethodEntry } from "./engine.js";
+
+export type Request = IncomingMessage | Http2ServerRequest;
+export type Response = ServerResponse | Http2ServerResponse;
+
+/** Answers a request and returns true, or returns false having touched nothing, for connect-node to answer. */
+export type HttpProtocol = (req: Request, res: Response) => boolean;
+
+const kCall = Symbol("engine.http.call");
+type TaggedRequest = Request & { [kCall]?: HttpCall };
+type TaggedResponse = Response & { [kCall]?: HttpCall };
+
+/**
+ * A unary call on Node's request/response API (Connect, gRPC-Web): its
+ * context, its deadline, and its body as it arrives. The body's listeners
+ * are shared functions that find the call on the request: no closures per call.
+ */
+export abstract class HttpCall implements ActiveCall {
+  readonly ctx: EngineContext;
+  readonly record: Call | undefined;
+  done = false;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly engine: Engine,
+    readonly entry: MethodEntry,
+    readonly req: Request,
+    readonly res: Response,
+    protocolName: string,
+    responseHeader: Readonly<Record<string, string>>,
+    responseTrailer: Readonly<Record<string, string>>,
+  ) {
+    this.record = engine.observability.callOf(req);
+    const record = this.record;
+    this.ctx = new EngineContext({
+      method: entry.method,
+      protocolName,
+      requestMethod: req.method ?? "",
+      nodeHeaders: req.headers,
+      scheme: (req.socket as { encrypted?: boolean }).encrypted ? "https" : "http",
+      authority: ("authority" in req ? req.authority : req.headers.host) ?? "",
+      path: req.url ?? "",
+      responseHeader,
+      responseTrailer,
+      values: () => engine.observability.contextValuesOf(record),
+    });
+    engine.active.add(this);
+    // The response's end, however it comes, ends the call: a client that goes away aborts its context.
+    (res as TaggedResponse)[kCall] = this;
+    res.once("close", onResponseClose);
+  }
+
+  /** Starts the call's deadline; false when it has already passed (the caller answers DEADLINE_EXCEEDED unread). */
+  startDeadline(timeoutMs: number | undefined): boolean {
+    if (timeoutMs === undefined) return true;
+    if (timeoutMs <= 0) return false;
+    this.ctx.setDeadline(timeoutMs);
+    this.#timer = setTimeout(onDeadline, timeoutMs, this);
+    return true;
+  }
+
+  abstract onData(chunk: Buffer): void;
+  abstract onEnd(): void;
+  abstract onDeadline(): void;
+  abstract abortCall(reason: ConnectError): void;
+
+  /** Marks the call as answered: no more deadline, no more shutdown. */
+  protected settle(): boolean {
+    if (this.done) return false;
+    this.done = true;
+    clearTimeout(this.#timer);
+    this.engine.active.delete(this);
+    return true;
+  }
+
+  closed(): void {
+    if (this.settle()) {
+      this.stopReading();
+      this.ctx.abort(new ConnectError("the client cancelled the call", Code.Canceled));
+    }
+  }
+
+  readBody(): void {
+    (this.req as TaggedRequest)[kCall] = this;
+    // A client that goes away mid-body: nobody is left to answer, and the call is logged as canceled.
+    this.req.on("error", ignore);
+    this.req.on("data", onBodyData);
+    this.req.on("end", onBodyEnd);
+  }
+
+  stopReading(): void {
+    this.req.off("data", onBodyData);
+    this.req.off("end", onBodyEnd);
+  }
+
+  /**
+   * Stops reading a body that broke the protocol, as connect-node does. The
+   * rest stays unread, so an HTTP/1.1 connection cannot carry another
+   * request: connect-node answers keep-alive and leaves the connection
+   * stalled; this answers "connection: close", and Node closes it after the
+   * answer. HTTP/2 streams are released by src/transport/listener.ts either way.
+   */
+  abandonBody(): void {
+    this.stopReading();
+    this.req.pause();
+    if (this.req.httpVersionMajor === 1) this.res.setHeader("connection", "close");
+  }
+
+  /** What the service threw, for the line per RPC; and that the call reached it. */
+  reached(): void {
+    if (this.record !== undefined) {
+      this.record.reached = true;
+      this.record.received = 1;
+    }
+  }
+}
+
+function onResponseClose(this: TaggedResponse): void {
+  this[kCall]!.closed();
+}
+
+function onBodyData(this: TaggedRequest, chunk: Buffer): void {
+  const call = this[kCall]!;
+  if (!call.done) call.onData(chunk);
+}
+
+function onBodyEnd(this: TaggedRequest): void {
+  const call = this[kCall]!;
+  if (!call.done) call.onEnd();
+}
+
+function onDeadline(call: HttpCall): void {
+  call.onDeadline();
+}
+
+function ignore(): void {}
+
+/** A header as Connect's Headers.get() sees it: Node joins repeated ones with ", " as fetch's Headers does. */
+export function header(req: Request, name: string): string | null {
+  const value = req.headers[name];
+  return value === undefined ? null : Array.isArray(value) ? value.join(", ") : value;
+}
+
+/** Headers as Node's writeHead takes them. */
+export function headersObject(headers: Headers, into: Record<string, string | number> = {}): Record<string, string | number> {
+  headers.forEach((value, key) => (into[key] = value));
+  return into;
+}

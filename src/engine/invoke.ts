@@ -1,0 +1,260 @@
+import { create, type DescMessage, type Message } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type HandlerContext,
+  type Interceptor,
+  type StreamRequest,
+  type StreamResponse,
+  type UnaryRequest,
+  type UnaryResponse,
+} from "@connectrpc/connect";
+import type { EngineContext } from "./context.js";
+import type { RoutedMethod } from "./route-table.js";
+
+type AnyFn = (req: UnaryRequest | StreamRequest) => Promise<UnaryResponse | StreamResponse>;
+type Impl = (input: unknown, ctx: HandlerContext) => unknown;
+
+/**
+ * Calls one method's implementation through the router's interceptors, as
+ * connect-es's invokeUnaryImplementation / transformInvokeImplementation do,
+ * with the same request and response objects an interceptor sees there. The
+ * chain is built once per method, not per call; without interceptors the
+ * implementation is called directly, and a synchronous result stays
+ * synchronous.
+ */
+export class Invoker {
+  readonly #impl: Impl;
+  readonly #output: DescMessage;
+  readonly #kind: RoutedMethod["method"]["methodKind"];
+  readonly #chain: AnyFn | undefined;
+
+  constructor(readonly routed: RoutedMethod, interceptors: readonly Interceptor[]) {
+    this.#impl = routed.spec.impl as Impl;
+    this.#output = routed.method.output;
+    this.#kind = routed.method.methodKind;
+    const last: AnyFn = (req) => this.#callImplementation(req);
+    // connect-es's applyInterceptors: the first interceptor is the outermost.
+    this.#chain = interceptors.length === 0 ? undefined : interceptors.reduceRight<AnyFn>((next, i) => i(next as never) as AnyFn, last);
+  }
+
+  /** A unary call: the output message, or a promise of it when the handler or an interceptor is asynchronous. */
+  unary(ctx: EngineContext, input: Message): Message | Promise<Message> {
+    if (this.#chain === undefined) {
+      const out = this.#impl(input, ctx);
+      return isPromise(out) ? out.then((o) => create(this.#output, o as never)) : create(this.#output, out as never);
+    }
+    const req = unaryRequest(ctx, input);
+    return this.#chain(req).then((res) => {
+      adoptHeaders(ctx, res);
+      return res.message as Message;
+    });
+  }
+
+  /**
+   * A streaming call: the output messages. The response's trailers an
+   * interceptor replaces are taken once the output ends, as connect-es does.
+   */
+  async stream(ctx: EngineContext, input: AsyncIterable<Message>): Promise<AsyncIterable<Message>> {
+    if (this.#chain === undefined) return this.#streamOutput(input, ctx);
+    const req = streamRequest(ctx, input);
+    const res = (await this.#chain(req)) as StreamResponse;
+    adoptHeaders(ctx, res);
+    if (isOwnResponse(res)) return res.message as AsyncIterable<Message>;
+    return withTrailersAtEnd(res.message as AsyncIterable<Message>, ctx, res);
+  }
+
+  /** The innermost step of the chain: the implementation with the context as the request now has it. */
+  async #callImplementation(req: UnaryRequest | StreamRequest): Promise<UnaryResponse | StreamResponse> {
+    const engineCtx = contextOf(req);
+    // Untouched by the interceptors, the request's context is the engine's own; else connect-es's merge.
+    const handlerCtx = req === (req as Tagged)[kContext]!.originalRequest ? engineCtx : mergeRequest(engineCtx, req);
+    if (req.stream) {
+      const message = await this.#streamOutput(req.message as AsyncIterable<Message>, handlerCtx);
+      return response(engineCtx, true, message) as StreamResponse;
+    }
+    const message = create(this.#output, (await this.#impl(req.message, handlerCtx)) as never);
+    return response(engineCtx, false, message) as UnaryResponse;
+  }
+
+  async #streamOutput(input: AsyncIterable<Message>, ctx: HandlerContext): Promise<AsyncIterable<Message>> {
+    switch (this.#kind) {
+      case "server_streaming":
+        return normalized(this.#output, this.#impl(await single(input, "server-streaming"), ctx) as AsyncIterable<unknown>);
+      case "client_streaming":
+        return once(create(this.#output, (await this.#impl(input, ctx)) as never));
+      case "bidi_streaming":
+        return normalized(this.#output, this.#impl(input, ctx) as AsyncIterable<unknown>);
+      default:
+        throw new ConnectError(`${this.routed.requestPath} is not a streaming method`, Code.Internal);
+    }
+  }
+}
+
+const kContext = Symbol("engine.context");
+
+/** What the engine keeps on the request and response objects it hands to interceptors. */
+interface Origin {
+  readonly context: EngineContext;
+  originalRequest: unknown;
+}
+type Tagged = { [kContext]?: Origin };
+
+function contextOf(req: UnaryRequest | StreamRequest): EngineContext {
+  const origin = (req as Tagged)[kContext];
+  if (origin === undefined) throw new ConnectError("an interceptor replaced the request without spreading it", Code.Internal);
+  return origin.context;
+}
+
+/**
+ * The request an interceptor sees: its headers, URL, signal and values are
+ * the context's, built only when read (an interceptor that spreads the
+ * request reads them all, as it would on connect-node's path).
+ */
+function unaryRequest(ctx: EngineContext, message: Message): UnaryRequest {
+  const origin: Origin = { context: ctx, originalRequest: undefined };
+  const req = {
+    stream: false as const,
+    method: ctx.method,
+    service: ctx.service,
+    requestMethod: ctx.requestMethod,
+    message,
+    get url() {
+      return ctx.url;
+    },
+    get signal() {
+      return ctx.signal;
+    },
+    get header() {
+      return ctx.requestHeader;
+    },
+    get contextValues() {
+      return ctx.values;
+    },
+    [kContext]: origin,
+  };
+  origin.originalRequest = req;
+  return req as unknown as UnaryRequest;
+}
+
+function streamRequest(ctx: EngineContext, message: AsyncIterable<Message>): StreamRequest {
+  const origin: Origin = { context: ctx, originalRequest: undefined };
+  const req = {
+    stream: true as const,
+    method: ctx.method,
+    service: ctx.service,
+    requestMethod: ctx.requestMethod,
+    message,
+    get url() {
+      return ctx.url;
+    },
+    get signal() {
+      return ctx.signal;
+    },
+    get header() {
+      return ctx.requestHeader;
+    },
+    get contextValues() {
+      return ctx.values;
+    },
+    [kContext]: origin,
+  };
+  origin.originalRequest = req;
+  return req as unknown as StreamRequest;
+}
+
+function response(ctx: EngineContext, stream: boolean, message: unknown): UnaryResponse | StreamResponse {
+  const res = {
+    stream,
+    method: ctx.method,
+    service: ctx.service,
+    message,
+    get header() {
+      return ctx.responseHeader;
+    },
+    get trailer() {
+      return ctx.responseTrailer;
+    },
+  };
+  return Object.assign(res, { [kResponse]: res }) as unknown as UnaryResponse | StreamResponse;
+}
+
+/** Marks the engine's own response objects: a copy an interceptor made of one is not the original. */
+const kResponse = Symbol("engine.response");
+
+function isOwnResponse(res: UnaryResponse | StreamResponse): boolean {
+  return (res as { [kResponse]?: unknown })[kResponse] === res;
+}
+
+/** connect-es's mergeRequest: the handler sees what the interceptors made of the request. */
+function mergeRequest(ctx: EngineContext, req: UnaryRequest | StreamRequest): HandlerContext {
+  return {
+    method: ctx.method,
+    service: req.service,
+    protocolName: ctx.protocolName,
+    requestMethod: ctx.requestMethod,
+    url: req.url,
+    timeoutMs: ctx.timeoutMs,
+    signal: req.signal,
+    requestHeader: req.header,
+    values: req.contextValues,
+    get responseHeader() {
+      return ctx.responseHeader;
+    },
+    get responseTrailer() {
+      return ctx.responseTrailer;
+    },
+  };
+}
+
+/** An interceptor may return other Headers than the context's: connect-es copies them into the response. */
+function adoptHeaders(ctx: EngineContext, res: UnaryResponse | StreamResponse): void {
+  if (isOwnResponse(res)) return;
+  copyHeaders(res.header, ctx.responseHeader);
+  if (!res.stream) copyHeaders(res.trailer, ctx.responseTrailer);
+}
+
+function copyHeaders(from: Headers, to: Headers): void {
+  if (from === to) return;
+  for (const key of [...to.keys()]) to.delete(key);
+  from.forEach((value, key) => to.set(key, value));
+}
+
+async function* withTrailersAtEnd(messages: AsyncIterable<Message>, ctx: EngineContext, res: StreamResponse): AsyncIterable<Message> {
+  yield* messages;
+  copyHeaders(res.trailer, ctx.responseTrailer);
+}
+
+function isPromise(value: unknown): value is Promise<unknown> {
+  return typeof (value as Promise<unknown> | undefined)?.then === "function";
+}
+
+/** connect-es's ensureSingle, with its messages. */
+async function single(input: AsyncIterable<Message>, kind: string): Promise<Message> {
+  const it = input[Symbol.asyncIterator]();
+  const first = await it.next();
+  if (first.done === true) throw new ConnectError(`protocol error: missing input message for ${kind} method`, Code.Unimplemented);
+  const second = await it.next();
+  if (second.done !== true) throw new ConnectError(`protocol error: received extra input message for ${kind} method`, Code.Unimplemented);
+  return first.value;
+}
+
+async function* once(message: Message): AsyncIterable<Message> {
+  yield message;
+}
+
+/** connect-es's normalizeIterable: handlers may yield partial messages. */
+function normalized(desc: DescMessage, source: AsyncIterable<unknown>): AsyncIterable<Message> {
+  return {
+    [Symbol.asyncIterator]() {
+      const it = source[Symbol.asyncIterator]();
+      const step = (r: IteratorResult<unknown>): IteratorResult<Message> =>
+        r.done === true ? (r as IteratorResult<Message>) : { done: false, value: create(desc, r.value as never) };
+      return {
+        next: () => it.next().then(step),
+        ...(it.throw && { throw: (e?: unknown) => it.throw!(e).then(step) }),
+        ...(it.return && { return: (v?: unknown) => it.return!(v).then(step) }),
+      };
+    },
+  };
+}

@@ -1,0 +1,83 @@
+/** Whoever feeds a queue: it stops reading while the handler has enough messages waiting. */
+export interface QueueSource {
+  pauseReading(): void;
+  resumeReading(): void;
+}
+
+/** Messages the handler has not taken yet, beyond which the request's reading pauses. */
+const highWater = 16;
+
+/**
+ * The request messages of a streaming call, as the async iterable the
+ * handler reads. Pushed as envelopes are parsed; a failure (a malformed
+ * message, the deadline, a cancel) rejects the handler's next read, so a
+ * handler waiting for a message is ended too (connect-node leaves it waiting).
+ */
+export class MessageQueue<T> implements AsyncIterableIterator<T> {
+  readonly #items: T[] = [];
+  #ended = false;
+  #error: unknown = undefined;
+  #failed = false;
+  #paused = false;
+  #waiting: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void } | undefined;
+
+  constructor(private readonly source: QueueSource) {}
+
+  push(item: T): void {
+    if (this.#ended || this.#failed) return;
+    const waiting = this.#waiting;
+    if (waiting !== undefined) {
+      this.#waiting = undefined;
+      waiting.resolve({ value: item, done: false });
+      return;
+    }
+    this.#items.push(item);
+    if (this.#items.length >= highWater && !this.#paused) {
+      this.#paused = true;
+      this.source.pauseReading();
+    }
+  }
+
+  end(): void {
+    if (this.#ended || this.#failed) return;
+    this.#ended = true;
+    const waiting = this.#waiting;
+    this.#waiting = undefined;
+    waiting?.resolve({ value: undefined, done: true });
+  }
+
+  /** Messages already queued are still read first, as a body's complete envelopes are. */
+  fail(error: unknown): void {
+    if (this.#ended || this.#failed) return;
+    this.#failed = true;
+    this.#error = error;
+    const waiting = this.#waiting;
+    this.#waiting = undefined;
+    waiting?.reject(error);
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.#items.length > 0) {
+      const value = this.#items.shift()!;
+      if (this.#paused && this.#items.length < highWater / 2) {
+        this.#paused = false;
+        this.source.resumeReading();
+      }
+      return Promise.resolve({ value, done: false });
+    }
+    if (this.#failed) return Promise.reject(this.#error);
+    if (this.#ended) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve, reject) => (this.#waiting = { resolve, reject }));
+  }
+
+  /** The handler stopped reading (break, return): the rest of the request is not needed. */
+  return(): Promise<IteratorResult<T>> {
+    this.#items.length = 0;
+    this.#ended = true;
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<T> {
+    return this;
+  }
+}
