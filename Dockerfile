@@ -16,7 +16,6 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev
 
 FROM node:24.21.0-bookworm-slim
-ENV NODE_ENV=production
 WORKDIR /app
 # The repository's layout, which the bundle finds its files by: package.json ("type": "module"),
 # data/people.json and out/web/ beside dist/. Owned by root, so the server cannot change them.
