@@ -280,7 +280,7 @@ describe("Kubernetes", () => {
     const shutdownMs = config.shutdownGraceMs + statusMarginMs;
     const grace = deployment.spec.template.spec.terminationGracePeriodSeconds * 1000;
     assert.ok(grace > preStopMs + shutdownMs, `${grace} ms > preStop ${preStopMs} ms + shutdown ${shutdownMs} ms`);
-    // Liveness fails from the moment shutdown starts (NOT_SERVING).
+    // Liveness fails from the moment shutdown starts (NOT_SERVING); a kubelet that still probes must not restart it.
     const liveness = container.livenessProbe;
     assert.ok(liveness.periodSeconds * liveness.failureThreshold * 1000 > shutdownMs);
     assert.ok(preStopMs > 0, "endpoints are removed while the server still accepts connections");
