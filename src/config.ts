@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import { defaultLimits, type Limits } from "./transport/limits.js";
 
@@ -25,6 +26,8 @@ export interface Config {
    * connect-node, to compare the two.
    */
   fastPath: boolean;
+  /** Processes serving the port (node:cluster, src/transport/workers.ts); 1 means this process alone, no primary. */
+  workers: number;
 }
 
 export const logLevels = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
@@ -41,6 +44,7 @@ export function defaultConfig(): Config {
     shutdownGraceMs: 5_000,
     logLevel: "info",
     fastPath: true,
+    workers: 1,
   };
 }
 
@@ -54,6 +58,8 @@ export const usage = `Usage: npm start -- [options]
   --cors-origin ORIGIN origin allowed to call from browsers; repeat for several (default *)
   --log-level LEVEL    trace, debug, info (one line per RPC), warn, error, fatal or silent
                        (default info, or $LOG_LEVEL)
+  --workers N|auto     processes sharing the port (node:cluster); auto: one per core
+                       (default 1: this process alone)
 
 Limits (SIZE: bytes, or with KiB / MiB; DURATION: seconds, or with ms / s / m):
   --max-message-size SIZE     largest request message, also after decompression (default 4MiB)
@@ -72,10 +78,19 @@ Limits (SIZE: bytes, or with KiB / MiB; DURATION: seconds, or with ms / s / m):
 
   --no-fast-path       answer every call through connect-node's general path, none through the
                        fast paths for hot Connect, gRPC-Web and gRPC calls (for comparing the two)
-  --help               show this help`;
+  -h, --help           show this help
+
+Environment:
+  PORT                 port to listen on, when --port is not given
+  LOG_LEVEL            log level, when --log-level is not given`;
 
 export class ConfigError extends Error {
   override name = "ConfigError";
+}
+
+/** `--help` or `-h`: not a mistake, so the caller prints the message to stdout and exits 0. */
+export class HelpRequested extends Error {
+  override name = "HelpRequested";
 }
 
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = {}): Config {
@@ -105,13 +120,14 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = {}): Config
         "max-deadline": { type: "string" },
         "shutdown-grace": { type: "string" },
         "fast-path": { type: "boolean" },
-        help: { type: "boolean" },
+        workers: { type: "string" },
+        help: { type: "boolean", short: "h" },
       },
     }));
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
-  if (values.help) throw new ConfigError(usage);
+  if (values.help) throw new HelpRequested(usage);
   const config = defaultConfig();
   const port = values.port ?? env.PORT;
   if (port !== undefined) config.port = parsePort(port);
@@ -126,6 +142,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = {}): Config
   if (values["cors-origin"] !== undefined) config.corsOrigins = values["cors-origin"];
   parseLimits(values, config);
   if (values["fast-path"] !== undefined) config.fastPath = values["fast-path"];
+  if (values.workers !== undefined) config.workers = parseWorkers(values.workers);
   const logLevel = values["log-level"] ?? env.LOG_LEVEL;
   if (logLevel !== undefined) config.logLevel = parseLogLevel(logLevel);
   return config;
@@ -194,6 +211,15 @@ function parseDuration(name: string, text: string): number {
     throw new ConfigError(`invalid --${name} ${JSON.stringify(text)}: expected a duration, e.g. 10s, 500ms or 5m`);
   }
   return ms;
+}
+
+/** "auto" is one worker per core the process may use. */
+function parseWorkers(text: string): number {
+  if (text === "auto") return availableParallelism();
+  if (!/^\d+$/.test(text) || Number(text) < 1) {
+    throw new ConfigError(`invalid --workers ${JSON.stringify(text)}: expected a whole number from 1, or auto`);
+  }
+  return Number(text);
 }
 
 function parsePort(text: string): number {

@@ -1,3 +1,4 @@
+import cluster from "node:cluster";
 import { pino, type DestinationStream, type Logger } from "pino";
 import type { LogLevel } from "../config.js";
 
@@ -32,7 +33,8 @@ export async function createLogger(level: LogLevel, destination?: DestinationStr
  * string dies young instead of waiting for the batch on the heap.
  */
 class BatchedStdout {
-  static readonly batchBytes = 64 * 1024;
+  // Workers of --workers N share stdout: a pipe takes a write of up to PIPE_BUF (4 KiB) whole, so their lines never interleave.
+  static readonly batchBytes = cluster.isWorker ? 4096 : 64 * 1024;
   static readonly batchMs = 100;
   // sonic-boom for its handling of partial writes and EAGAIN (a non-blocking pipe); its types only show strings.
   readonly #out = pino.destination({ dest: 1, sync: true, contentMode: "buffer" }) as unknown as {
