@@ -37,13 +37,17 @@ const node = (ctx: PeerContext, script: string, ...args: string[]): Command => (
 });
 
 /**
- * Our server runs with the Node/V8 flags of `npm start` ("tsx FLAGS
- * src/main.ts" in package.json), so the benchmark measures what is deployed.
+ * Our server runs with the Node/V8 flags of `npm start` ("exec node FLAGS
+ * --import tsx src/main.ts" in package.json), so the benchmark measures what
+ * is deployed; node() adds the loader itself.
  */
 const startFlags = (): string[] => {
   const start: string = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).scripts.start;
   const words = start.split(/\s+/);
-  return words.slice(words.indexOf("tsx") + 1, words.indexOf("src/main.ts"));
+  const flags = words.slice(words.indexOf("node") + 1, words.indexOf("src/main.ts"));
+  const loader = flags.indexOf("--import");
+  if (loader >= 0) flags.splice(loader, 2);
+  return flags;
 };
 
 export const peers: Peer[] = [
