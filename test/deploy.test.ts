@@ -194,10 +194,10 @@ describe("Dockerfile", () => {
     assert.equal(command, "node");
     assert.equal(rest.at(-1), fromRoot(serverBundle));
     assert.equal(last(final, "CMD"), undefined, "the Deployment's args are all the server's flags");
-    // npm start: `tsx <node flags> src/main.ts`; tsx passes its flags on to node.
+    // npm start: `exec node <node flags> --import tsx src/main.ts`; the bundle needs no loader.
     const start = packageJson.scripts.start!.split(/\s+/);
     assert.ok(start.includes("src/main.ts"), `npm start runs src/main.ts: ${packageJson.scripts.start}`);
-    const startFlags = start.slice(0, start.indexOf("src/main.ts")).filter((w) => w.startsWith("--"));
+    const startFlags = start.slice(0, start.indexOf("src/main.ts")).filter((w) => w.startsWith("--") && w !== "--import");
     assert.deepEqual(rest.slice(0, -1), startFlags);
     assert.match(packageJson.scripts.build!, /\bscripts\/build\.ts$/);
   });
