@@ -7,6 +7,8 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
+import { runToEnd, startServerProcess, type ServerProcess } from "./support/server-process.js";
+import { throwawayCertificate, type Certificate } from "./support/tls.js";
 
 const execFileAsync = promisify(execFile);
 const tsx = ["--import", "tsx"];
@@ -96,6 +98,60 @@ describe("the client CLI without a server", () => {
     const result = await runTs("src/client/cli.ts", ["--url", "http://127.0.0.1:1"]);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /^error: \[unavailable\] .*ECONNREFUSED.*\n$/);
+  });
+});
+
+describe("the client CLI against a TLS server whose CA only the user knows", () => {
+  let cert: Certificate;
+  let server: ServerProcess;
+  before(async () => {
+    cert = await throwawayCertificate();
+    server = await startServerProcess(["--host", "127.0.0.1", "--port", "0", "--tls-cert", cert.certFile, "--tls-key", cert.keyFile]);
+  });
+  after(async () => {
+    server.child.kill("SIGKILL");
+    await cert.remove();
+  });
+  const cli = ["node_modules/.bin/node", "--import", "tsx", "src/client/cli.ts"];
+  const url = () => `https://localhost:${server.port}`;
+
+  it("without the CA: UNAVAILABLE, saying how to trust it", async () => {
+    const result = await runToEnd(["--url", url()], { command: cli });
+    assert.equal(result.stdout, "");
+    assert.match(result.stderr, /^error: \[unavailable\] cannot verify the server's TLS certificate \(self-signed certificate\): .*NODE_EXTRA_CA_CERTS=FILE .*--ca FILE.*\n$/);
+    assert.equal(result.code, 1);
+  });
+
+  for (const args of [["--protocol", "grpc"], ["--protocol", "connect", "--http1", "Alice"]]) {
+    it(`with --ca over ${args.join(" ")}: the tutorial's lines`, async () => {
+      const result = await runToEnd(["--url", url(), "--ca", cert.certFile, ...args], { command: cli });
+      assert.equal(result.stderr, args.includes("--http1") ? "error: GetPeople is a bidirectional stream and needs HTTP/2; run without --http1\n" : "");
+      assert.equal(result.stdout, args.includes("--http1") ? tutorialOutput.split("\n")[0] + "\n" : tutorialOutput);
+    });
+  }
+
+  it("with NODE_EXTRA_CA_CERTS: the tutorial's lines", async () => {
+    const result = await runToEnd(["--url", url()], { command: cli, env: { NODE_EXTRA_CA_CERTS: cert.certFile } });
+    assert.equal(result.stderr, "");
+    assert.equal(result.stdout, tutorialOutput);
+    assert.equal(result.code, 0);
+  });
+
+  it("https:// to a plain-text port: UNAVAILABLE, a failed handshake", async () => {
+    const plain = await startServerProcess(["--host", "127.0.0.1", "--port", "0"]);
+    try {
+      const result = await runToEnd(["--url", `https://127.0.0.1:${plain.port}`], { command: cli });
+      assert.match(result.stderr, /^error: \[unavailable\] TLS handshake with the server failed \(wrong version number\): does it serve TLS on this port\?\n$/);
+      assert.equal(result.code, 1);
+    } finally {
+      plain.child.kill("SIGKILL");
+    }
+  });
+
+  it("--ca with a missing file: one line naming the flag", async () => {
+    const result = await runToEnd(["--url", url(), "--ca", "/no/such/ca.pem"], { command: cli });
+    assert.equal(result.stderr, "error: --ca /no/such/ca.pem: no such file\n");
+    assert.equal(result.code, 1);
   });
 });
 

@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { ConnectError } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
@@ -5,10 +6,13 @@ import { NameSchema, type Name } from "../../gen/route_guide_pb.js";
 import { createRouteGuideClient, protocols, type Protocol } from "./client.js";
 import { formatPerson } from "./tutorial-format.js";
 
-const usage = `Usage: npm run client -- [--url URL] [--protocol grpc|grpc-web|connect] [--json] [--http1] [NAME...]
+const usage = `Usage: npm run client -- [--url URL] [--protocol grpc|grpc-web|connect] [--json] [--http1] [--ca FILE] [NAME...]
 
 Does what the tutorial's client does: GetPerson for the first name (default Alice),
-then GetPeople for all names (default Alice Bob Charlie), one line per person.`;
+then GetPeople for all names (default Alice Bob Charlie), one line per person.
+
+  --ca FILE   PEM certificate of a CA to trust for https:// URLs, besides Node's own
+              (NODE_EXTRA_CA_CERTS=FILE does the same for any Node program)`;
 
 /** The tutorial's client.py, as a CLI over any of the three protocols. */
 async function main(): Promise<number> {
@@ -20,6 +24,7 @@ async function main(): Promise<number> {
       protocol: { type: "string", default: "grpc" },
       json: { type: "boolean", default: false },
       http1: { type: "boolean", default: false },
+      ca: { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
@@ -31,11 +36,21 @@ async function main(): Promise<number> {
     console.error(`unknown protocol ${JSON.stringify(values.protocol)}: use one of ${protocols.join(", ")}`);
     return 2;
   }
+  let ca: string | undefined;
+  if (values.ca !== undefined) {
+    try {
+      ca = await readFile(values.ca, "utf8");
+    } catch (err) {
+      console.error(`error: --ca ${values.ca}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (err as Error).message}`);
+      return 1;
+    }
+  }
   const client = createRouteGuideClient({
     baseUrl: values.url,
     protocol: values.protocol as Protocol,
     json: values.json,
     httpVersion: values.http1 ? "1.1" : "2",
+    ...(ca !== undefined && { ca }),
   });
   const names = positionals.length > 0 ? positionals : ["Alice", "Bob", "Charlie"];
 
