@@ -2,6 +2,7 @@ import cluster from "node:cluster";
 import { ConfigError, HelpRequested, parseConfig, type Config } from "./config.js";
 import { DataFileError } from "./routeguide/directory.js";
 import { createLogger } from "./observability/logging.js";
+import { startTracing } from "./observability/tracing.js";
 import { startServer } from "./server.js";
 import { exitOnSignals } from "./transport/shutdown.js";
 import { checkTlsFiles } from "./transport/tls-files.js";
@@ -21,7 +22,10 @@ async function main(config: Config): Promise<void> {
   const slot = workerSlot();
   const processLogger = await createLogger(config.logLevel);
   const logger = slot === undefined ? processLogger : processLogger.child({ worker: slot });
-  const server = await startServer(config, { logger });
+  const tracing = await startTracing({ serviceName: "routeguide", warn: (line) => logger.warn(line) });
+  const running = await startServer(config, { logger, ...(tracing && { interceptors: [tracing.interceptor] }) });
+  // The spans still queued go out after the last call, before the process exits.
+  const server = tracing ? { ...running, close: (ms: number) => running.close(ms).finally(() => tracing.shutdown()) } : running;
   if (slot !== undefined) return serveAsWorker(server, config.shutdownGraceMs, logger);
   // Before the line below: whoever waits for it may signal at once.
   exitOnSignals(server, config.shutdownGraceMs, (line) => logger.info(line));

@@ -5,6 +5,7 @@ import { create } from "@bufbuild/protobuf";
 import { NameSchema, type Name } from "../../gen/route_guide_pb.js";
 import { createRouteGuideClient, protocols, type Protocol } from "./client.js";
 import { formatPerson } from "./tutorial-format.js";
+import { startTracing } from "../observability/tracing.js";
 
 const usage = `Usage: npm run client -- [--url URL] [--protocol grpc|grpc-web|connect] [--json] [--http1] [--ca FILE] [NAME...]
 
@@ -72,8 +73,13 @@ async function* toNames(names: string[]): AsyncIterable<Name> {
   for (const name of names) yield create(NameSchema, { name });
 }
 
+// With OTEL_* set, the calls' client spans are exported too, in the traces the server's spans join.
+const tracing = await startTracing({ serviceName: "routeguide-cli", warn: (line) => console.error(line) });
+/** Exits once the spans are out. */
+const exit = (code: number) => void (tracing?.shutdown() ?? Promise.resolve()).then(() => process.exit(code));
+
 main().then(
-  (code) => process.exit(code),
+  (code) => exit(code),
   (err: unknown) => {
     // One line, with the status code, as a script would want to grep it.
     if (err instanceof ConnectError) {
@@ -81,6 +87,6 @@ main().then(
     } else {
       console.error(`error: ${(err as Error).message}`);
     }
-    process.exit(1);
+    exit(1);
   },
 );

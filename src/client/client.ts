@@ -2,6 +2,7 @@ import { getCACertificates } from "node:tls";
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { RouteGuide } from "../../gen/route_guide_pb.js";
+import { traceContextInterceptor } from "./tracing.js";
 
 export const protocols = ["grpc", "grpc-web", "connect"] as const;
 export type Protocol = (typeof protocols)[number];
@@ -22,7 +23,8 @@ export type RouteGuideClient = Client<typeof RouteGuide>;
 
 /** The typed RouteGuide client over the chosen protocol: `await getPerson({name})`, `for await (… of getPeople(names))`. */
 export function createRouteGuideClient(options: ClientOptions): RouteGuideClient {
-  const common = { baseUrl: options.baseUrl, useBinaryFormat: !options.json, interceptors: [tlsFailuresAreUnavailable] };
+  // Every call carries the caller's trace context (traceparent) when an OpenTelemetry SDK is registered.
+  const common = { baseUrl: options.baseUrl, useBinaryFormat: !options.json, interceptors: [traceContextInterceptor, tlsFailuresAreUnavailable] };
   const httpVersion = options.httpVersion ?? "2";
   // Node's `ca` replaces its trusted CAs: keep them, and add the caller's.
   const tls = options.ca === undefined ? {} : { nodeOptions: { ca: [...getCACertificates("default"), options.ca] } };

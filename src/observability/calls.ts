@@ -36,6 +36,9 @@ export class Call {
   reached = false;
   /** What the service threw, if it did. */
   cause: unknown = undefined;
+  /** The call's span when tracing is on (src/observability/tracing.ts sets them): join the line to the trace. */
+  traceId: string | undefined = undefined;
+  spanId: string | undefined = undefined;
 
   constructor(
     readonly channel: Channel,
@@ -47,7 +50,7 @@ export class Call {
 
 const kCall = Symbol("routeguide.call");
 type Tagged<T> = T & { [kCall]?: Call };
-const callKey = createContextKey<Call | undefined>(undefined, { description: "the call being observed" });
+export const callKey = createContextKey<Call | undefined>(undefined, { description: "the call being observed" });
 
 /**
  * Logs and metrics for every RPC, whatever its protocol. The HTTP layer sees
@@ -96,8 +99,8 @@ export class Observability {
     // A failure the service raised itself is ours to fix; anything else is the client's doing.
     if (call.cause !== undefined && (code === Code.Internal || code === Code.Unknown || code === Code.DataLoss)) {
       if (!log.isLevelEnabled("error")) return;
-      const { httpVersion: http, peer, received, sent, cause: err } = call;
-      const fields = { http, code: codeName(code), status: httpStatus, ms: round(ms), peer, err };
+      const { httpVersion: http, peer, received, sent, cause: err, traceId: trace_id, spanId: span_id } = call;
+      const fields = { http, code: codeName(code), status: httpStatus, ms: round(ms), peer, trace_id, span_id, err };
       log.error(method.methodKind === "unary" ? fields : { ...fields, received, sent }, "rpc");
       return;
     }
@@ -105,6 +108,7 @@ export class Observability {
     // The same fields, built as JSON directly: every value but the reason is known to need no escaping.
     let fields = `"http":"${call.httpVersion}","code":"${codeName(code)}","status":${httpStatus},"ms":${round(ms)}`;
     if (call.peer !== undefined) fields += `,"peer":"${call.peer}"`;
+    if (call.traceId !== undefined) fields += `,"trace_id":"${call.traceId}","span_id":"${call.spanId}"`;
     if (method.methodKind !== "unary") fields += `,"received":${call.received},"sent":${call.sent}`;
     if (call.cause !== undefined) fields += `,"reason":${JSON.stringify(ConnectError.from(call.cause).rawMessage)}`;
     call.channel.writeInfo(fields);
