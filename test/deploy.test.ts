@@ -249,7 +249,8 @@ describe("Dockerfile", () => {
 });
 
 describe("Kubernetes", () => {
-  it("listens on every interface without TLS: the kubelet probes the pod's IP over plain h2", () => {
+  it("runs one process per pod, on every interface without TLS: the kubelet probes the pod's IP over plain h2", () => {
+    assert.equal(config.workers, 1);
     assert.equal(config.host, "::");
     assert.equal(config.tls, undefined);
     assert.equal(deployment.spec.template.spec.securityContext.runAsNonRoot, true);
