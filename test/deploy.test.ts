@@ -16,6 +16,7 @@ import { buildServer, serverBundle } from "../scripts/build.js";
 import { createRouteGuideClient } from "../src/client/client.js";
 import { parseConfig, type Config } from "../src/config.js";
 import { webBundleDir } from "../src/http/static.js";
+import { shutdownFlushMs } from "../src/observability/tracing.js";
 import { defaultDataFile } from "../src/routeguide/directory.js";
 import { statusMarginMs } from "../src/transport/shutdown.js";
 
@@ -278,7 +279,8 @@ describe("Kubernetes", () => {
 
   it("gives the server longer than its whole shutdown before SIGKILL or a liveness restart", () => {
     const preStopMs = (container.lifecycle?.preStop?.sleep?.seconds ?? 0) * 1000;
-    const shutdownMs = config.shutdownGraceMs + statusMarginMs;
+    // With OTEL_* set, the last spans are flushed after the server has closed.
+    const shutdownMs = config.shutdownGraceMs + statusMarginMs + shutdownFlushMs;
     const grace = deployment.spec.template.spec.terminationGracePeriodSeconds * 1000;
     assert.ok(grace > preStopMs + shutdownMs, `${grace} ms > preStop ${preStopMs} ms + shutdown ${shutdownMs} ms`);
     // Liveness fails from the moment shutdown starts (NOT_SERVING); a kubelet that still probes must not restart it.
