@@ -19,12 +19,16 @@ export interface PeerContext {
   pythonStubs: string;
   /** Extra node flags for every Node peer (e.g. --cpu-prof). */
   nodeFlags: string[];
+  /** The bench's OTLP sink (otlp-sink.ts), for the traced peer. */
+  otlpEndpoint: string;
 }
 
 export interface Peer {
   id: string;
   label: string;
   serves: Feature[];
+  /** Only these workloads, of those it serves (default: all of them). */
+  workloads?: string[];
   /** Where HTTP/1.1 is served: on the main port, or on ctx.http1Port. */
   http1Port?: "main" | "separate";
   python?: true;
@@ -58,6 +62,31 @@ export const peers: Peer[] = [
     http1Port: "main",
     command: (ctx) =>
       node({ ...ctx, nodeFlags: [...ctx.nodeFlags, ...startFlags()] }, "src/main.ts", "--port", "0", "--host", "127.0.0.1"),
+  },
+  {
+    // node:cluster balances connections: only the workloads with many of them can use a second worker.
+    id: "ours-2w",
+    label: "routeguide, --workers 2",
+    serves: ["grpc", "grpc-web", "connect", "http1"],
+    workloads: ["grpc-unary", "connect-json-h1"],
+    http1Port: "main",
+    command: (ctx) =>
+      node(
+        { ...ctx, nodeFlags: [...ctx.nodeFlags, ...startFlags()] },
+        "src/main.ts", "--port", "0", "--host", "127.0.0.1", "--workers", "2",
+      ),
+  },
+  {
+    // Tracing on, every span exported to the bench's local OTLP sink: what a traced call costs.
+    id: "ours-traced",
+    label: "routeguide, tracing on (OTLP/HTTP to a local sink)",
+    serves: ["grpc", "grpc-web", "connect", "http1"],
+    workloads: ["grpc-unary", "connect-json-h1"],
+    http1Port: "main",
+    command: (ctx) => ({
+      ...node({ ...ctx, nodeFlags: [...ctx.nodeFlags, ...startFlags()] }, "src/main.ts", "--port", "0", "--host", "127.0.0.1"),
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: ctx.otlpEndpoint },
+    }),
   },
   {
     id: "grpc-js",

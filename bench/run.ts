@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import { runBidi } from "./bidi-client.js";
 import { checkRequest } from "./check.js";
 import { runH2load, runWrk, writeBodyFile, type LoadResult } from "./load-generators.js";
+import { startOtlpSink } from "./otlp-sink.js";
 import { NODE, PYTHON, ROOT, peers, type Peer, type PeerContext } from "./peer-list.js";
 import { renderChart } from "./chart.js";
 import { aggregate, renderReport, type Measurement, type Outcome, type Results } from "./report.js";
@@ -23,7 +24,8 @@ const usage = `Usage: npm run bench -- [options]
   --seconds S        length of each measured run (default 5; 2 with --quick)
   --only IDS         workloads to run, comma-separated: ${workloads.map((w) => w.id).join(", ")}
   --peers IDS        peers to run, comma-separated: ${peers.map((p) => p.id).join(", ")}
-  --out DIR          where to write latest.json, latest.md, latest.svg (default bench/results)
+  --out DIR          where to write latest.json, latest.md, latest.svg (default bench/results;
+                     bench/results/quick with --quick, so a smoke run never replaces a full one)
   --cpu-prof         run the Node peers with --cpu-prof (profiles in DIR/profiles;
                      figures measured so are not comparable)
   --help             show this help`;
@@ -44,7 +46,7 @@ function parseOptions(argv: string[]) {
       seconds: { type: "string" },
       only: { type: "string", multiple: true },
       peers: { type: "string", multiple: true },
-      out: { type: "string", default: join(ROOT, "bench", "results") },
+      out: { type: "string" },
       "cpu-prof": { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
@@ -69,7 +71,7 @@ function parseOptions(argv: string[]) {
     settings,
     quick: values.quick,
     cpuProf: values["cpu-prof"],
-    outDir: resolve(values.out),
+    outDir: resolve(values.out ?? join(ROOT, "bench", "results", ...(values.quick ? ["quick"] : []))),
     workloads: pick("--only", workloads, values.only),
     peers: pick("--peers", peers, values.peers),
   };
@@ -86,7 +88,8 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-const supports = (peer: Peer, workload: Workload) => workload.needs.every((f) => peer.serves.includes(f));
+const supports = (peer: Peer, workload: Workload) =>
+  workload.needs.every((f) => peer.serves.includes(f)) && (peer.workloads?.includes(workload.id) ?? true);
 
 /** Generates the Python stubs for peers/python/server.py, as test/support/python.ts does for the tests. */
 function generatePythonStubs(dir: string): string {
@@ -219,6 +222,7 @@ async function main(): Promise<void> {
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.once(signal, () => void (running?.stop() ?? Promise.resolve()).then(() => process.exit(130)));
   }
+  const sink = await startOtlpSink();
   const commands = new Map<string, string>();
   const results: Results = {};
   for (const w of options.workloads) results[w.id] = {};
@@ -239,6 +243,7 @@ async function main(): Promise<void> {
         http1Port: await freePort(),
         pythonStubs,
         nodeFlags: options.cpuProf ? ["--cpu-prof", "--cpu-prof-dir", join(profileDir, peer.id)] : [],
+        otlpEndpoint: sink.endpoint,
       };
       const command = peer.command(ctx);
       commands.set(peer.id, [command.file, ...command.args].join(" "));
@@ -303,6 +308,8 @@ async function main(): Promise<void> {
   };
   const { terminal, markdown, goals } = renderReport(report.meta, selectedPeers, options.workloads, report.results);
   console.log(terminal);
+  if (sink.exports > 0) console.log(`OTLP sink: ${sink.exports} exports, ${(sink.bytes / 2 ** 20).toFixed(1)} MiB of spans`);
+  await sink.close();
 
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, "latest.json"), JSON.stringify({ ...report, goals }, null, 2) + "\n");

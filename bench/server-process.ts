@@ -1,5 +1,6 @@
 // A peer server running as its own process, watched through /proc: CPU time
-// (utime + stime, all threads) and peak resident memory (VmHWM).
+// (utime + stime, all threads) and peak resident memory (VmHWM), summed over
+// the process and its children (the workers of `--workers N`).
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
@@ -16,9 +17,9 @@ export interface ServerProcess {
   readonly pid: number;
   readonly port: number;
   readonly logFile: string;
-  /** CPU seconds the process has used so far, user + system, all threads. */
+  /** CPU seconds the process and its children have used so far, user + system, all threads. */
   cpuSeconds(): number;
-  /** Peak resident set size in bytes since start or the last resetPeakRss(). */
+  /** Peak resident set size in bytes since start or the last resetPeakRss(), summed over the processes. */
   peakRssBytes(): number;
   /** Starts a new peak-RSS window (Linux clear_refs "5"); false when the kernel refuses. */
   resetPeakRss(): boolean;
@@ -50,25 +51,33 @@ export async function startServerProcess(command: Command, cwd: string, logFile:
     throw new Error(`cannot start ${command.file}: ${tail(logFile)}`);
   }
   const port = await waitForPort(child, logFile);
-  const statPath = `/proc/${pid}/stat`;
   return {
     pid,
     port,
     logFile,
     cpuSeconds() {
-      // Fields after the ")" that closes the command name: utime and stime are the 12th and 13th.
-      const stat = readFileSync(statPath, "latin1");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
+      let ticks = 0;
+      for (const p of processTree(pid)) {
+        // Fields after the ")" that closes the command name: utime, stime, cutime, cstime are the 12th to 15th
+        // (cutime and cstime: children that have exited, such as a restarted worker).
+        const stat = readFileSync(`/proc/${p}/stat`, "latin1");
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+      }
+      return ticks / clockTicksPerSecond;
     },
     peakRssBytes() {
-      const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "latin1"));
-      if (!match) throw new Error(`no VmHWM in /proc/${pid}/status`);
-      return Number(match[1]) * 1024;
+      let bytes = 0;
+      for (const p of processTree(pid)) {
+        const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${p}/status`, "latin1"));
+        if (!match) throw new Error(`no VmHWM in /proc/${p}/status`);
+        bytes += Number(match[1]) * 1024;
+      }
+      return bytes;
     },
     resetPeakRss() {
       try {
-        writeFileSync(`/proc/${pid}/clear_refs`, "5");
+        for (const p of processTree(pid)) writeFileSync(`/proc/${p}/clear_refs`, "5");
         return true;
       } catch {
         return false;
@@ -96,6 +105,17 @@ async function waitForPort(child: ChildProcess, logFile: string): Promise<number
   }
   child.kill("SIGKILL");
   throw new Error(`did not print "Server started on port N" within ${startTimeoutMs / 1000} s: ${tail(logFile)}`);
+}
+
+/** `pid` and every process below it, from /proc's children lists (Linux 3.5+ with CONFIG_PROC_CHILDREN). */
+function processTree(pid: number): number[] {
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, "latin1").split(" ").filter(Boolean).map(Number);
+  } catch {
+    // Gone since its parent listed it.
+  }
+  return [pid, ...children.flatMap(processTree)];
 }
 
 /** A free loopback port, for peers that need a second one. */
