@@ -215,9 +215,7 @@ function serverSpans(
     const grpc = isGrpc(req.header.get("content-type"));
     const parent = propagator.extract(ROOT_CONTEXT, req.header, headerGetter);
     const { name, attributes } = rpcSpanStart(req.method, grpc, conventions);
-    const url = new URL(req.url);
-    attributes["server.address"] = url.hostname;
-    attributes["server.port"] = Number(url.port || (url.protocol === "https:" ? 443 : 80));
+    serverAddress(req.url, attributes);
     // The call's record (src/observability/calls.ts): the peer, and where the log line finds the ids.
     const call = req.contextValues.get(callKey);
     if (call?.peer !== undefined) {
@@ -231,9 +229,7 @@ function serverSpans(
       call.traceId = ids.traceId;
       call.spanId = ids.spanId;
     }
-    // A stream the deadline or shutdown ends may just stop: Connect then answers with the signal's reason.
-    const end = (cause: unknown) =>
-      endRpcSpan(span, grpc, conventions, cause ?? (req.signal.aborted ? (req.signal.reason as unknown) : undefined), true);
+    const end = (cause: unknown) => endRpcSpan(span, grpc, conventions, cause, true);
     const active = trace.setSpan(parent, span);
     try {
       const res = await context.with(active, () =>
@@ -243,10 +239,24 @@ function serverSpans(
         end(undefined);
         return res;
       }
-      return { ...res, message: endingWith(countedMessages(res.message, span, "SENT"), end) };
+      // A stream the deadline or shutdown ends may just stop: Connect then answers with the signal's reason.
+      // Read only here: the engine builds a call's signal when first asked, and aborting it costs a DOMException.
+      const ended = (cause: unknown) => end(cause ?? (req.signal.aborted ? (req.signal.reason as unknown) : undefined));
+      return { ...res, message: endingWith(countedMessages(res.message, span, "SENT"), ended) };
     } catch (e) {
       end(e);
       throw e;
     }
   };
+}
+
+/** server.address and server.port from the call's URL (scheme://authority/path), without a URL parser per call. */
+function serverAddress(url: string, attributes: Attributes): void {
+  const start = url.indexOf("//") + 2;
+  const end = url.indexOf("/", start);
+  const authority = url.slice(start, end === -1 ? undefined : end);
+  const colon = authority.lastIndexOf(":");
+  const hasPort = colon > authority.lastIndexOf("]");
+  attributes["server.address"] = (hasPort ? authority.slice(0, colon) : authority).replace(/^\[(.*)\]$/, "$1");
+  attributes["server.port"] = hasPort ? Number(authority.slice(colon + 1)) : url.startsWith("https:") ? 443 : 80;
 }
