@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import http from "node:http";
+import https from "node:https";
+import { availableParallelism } from "node:os";
 import http2 from "node:http2";
 import { describe, it } from "node:test";
 import { fromBinary } from "@bufbuild/protobuf";
@@ -8,16 +10,20 @@ import { HealthCheckResponseSchema, HealthCheckResponse_ServingStatus as Serving
 import { PersonSchema } from "../gen/person_pb.js";
 import { envelope, h2Exchange, nameBytes } from "./support/raw.js";
 import { startServerProcess, type LogEntry, type ServerProcess } from "./support/server-process.js";
+import { throwawayCertificate } from "./support/tls.js";
+import { parseConfig } from "../src/config.js";
 
 // `--workers 2`: the primary and its two workers as real processes, stopped with real signals.
 
 const start = (...more: string[]) => startServerProcess(["--host", "127.0.0.1", "--port", "0", "--workers", "2", ...more]);
 
-/** A Connect JSON GetPerson on a connection of its own; resolves with the client's local port. */
-function getPersonOnNewConnection(port: number): Promise<number> {
+/** A Connect JSON GetPerson on a connection of its own (TLS with `tls`); resolves with the client's local port. */
+function getPersonOnNewConnection(port: number, tls = false): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: "127.0.0.1", port, method: "POST", path: "/RouteGuide/GetPerson", agent: false, headers: { "content-type": "application/json" } },
+    const options = { host: "127.0.0.1", port, method: "POST", path: "/RouteGuide/GetPerson", agent: false, headers: { "content-type": "application/json" } };
+    // The throwaway certificate is its own CA; what matters here is which worker answers.
+    const req = (tls ? https : http).request(
+      tls ? { ...options, rejectUnauthorized: false } : options,
       (res) => {
         res.resume();
         res.on("end", () => (res.statusCode === 200 ? resolve(localPort) : reject(new Error(`HTTP ${res.statusCode}`))));
@@ -166,6 +172,23 @@ describe("--workers 2", { timeout: 30_000 }, () => {
     assert.equal(await people.ended, "0");
     people.close();
     assert.equal(await server.exited, 0);
+  });
+
+  it("serves TLS from both workers", async () => {
+    const cert = await throwawayCertificate();
+    const server = await start("--tls-cert", cert.certFile, "--tls-key", cert.keyFile);
+    try {
+      const workers = new Set<unknown>();
+      for (let i = 0; i < 8 && workers.size < 2; i++) workers.add((await workerOf(server, await getPersonOnNewConnection(server.port, true))).worker);
+      assert.deepEqual([...workers].sort(), [1, 2]);
+    } finally {
+      server.child.kill("SIGKILL");
+      await cert.remove();
+    }
+  });
+
+  it("auto is one worker per core", () => {
+    assert.equal(parseConfig(["--workers", "auto"]).workers, availableParallelism());
   });
 
   it("a second signal exits at once, with open streams cut", async () => {
