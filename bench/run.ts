@@ -95,15 +95,20 @@ const supports = (peer: Peer, workload: Workload) =>
 function generatePythonStubs(dir: string): string {
   const stubs = join(dir, "python-stubs");
   mkdirSync(stubs);
+  // person.proto imports buf/validate/validate.proto, which imports protobuf's own protos: Debian's protoc
+  // has no copy of those, buf's image holds them all.
+  const image = join(dir, "proto.binpb");
+  execFileSync(join(ROOT, "node_modules", ".bin", "buf"), ["build", "proto", "-o", image], { cwd: ROOT, stdio: "inherit" });
   execFileSync(
     "protoc",
     [
-      "-I", "proto",
+      `--descriptor_set_in=${image}`,
       `--python_out=${stubs}`,
       `--grpc_python_out=${stubs}`,
       "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin",
-      "proto/person.proto",
-      "proto/route_guide.proto",
+      "person.proto",
+      "route_guide.proto",
+      "buf/validate/validate.proto",
     ],
     { cwd: ROOT, stdio: "inherit" },
   );
