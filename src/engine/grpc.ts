@@ -11,6 +11,7 @@ import type { ActiveCall, Engine, MethodEntry } from "./engine.js";
 import { compressedFlag, type Envelope, envelope, EnvelopeSplitter } from "./envelopes.js";
 import { connectionPeer } from "../observability/calls.js";
 import { asError, deadlineExceeded, extraInput, incompleteEnvelope, missingInput } from "./errors.js";
+import { headerValue } from "./headers.js";
 import { MessageQueue } from "./message-queue.js";
 
 /**
@@ -143,25 +144,42 @@ abstract class GrpcCall implements ActiveCall {
     stream.on("error", ignore); // a reset shows up as "close"; the call is counted there
     stream.on("close", onClose);
     stream.on("wantTrailers", onWantTrailers);
-    let timeoutMs: number | undefined;
-    if (grpcTimeout !== undefined) {
-      const timeout = parseTimeout(typeof grpcTimeout === "string" ? grpcTimeout : grpcTimeout.join(", "), this.engine.settings.maxTimeoutMs);
-      // Connect raises it on the first read of the body, which it then never reads; a stream's handler sees it.
-      if (timeout.error) return this.fail(timeout.error, this.streaming);
-      timeoutMs = timeout.timeoutMs;
-    }
-    const shutdown = this.engine.shutdownReason;
-    if (shutdown !== undefined) return this.fail(shutdown, this.streaming);
-    if (timeoutMs !== undefined) {
-      // A deadline already passed is answered without reading the body, on every protocol (src/http/request-guard.ts).
-      if (timeoutMs <= 0) return this.fail(deadlineExceeded(), this.streaming);
-      this.ctx.setDeadline(timeoutMs);
-      this.#timer = setTimeout(onDeadline, timeoutMs, this);
-    }
+    const refusal = this.#refusal(grpcTimeout);
+    if (refusal !== undefined) return this.refuse(refusal);
     stream.on("data", onData);
     stream.on("end", onEnd);
     this.begin();
   }
+
+  /**
+   * Why the body is not to be read: a malformed timeout (Connect raises it on
+   * the first read of the body, which it then never reads), a deadline
+   * already passed (answered unread on every protocol, see
+   * src/http/request-guard.ts), or shutdown. Else the deadline starts.
+   */
+  #refusal(grpcTimeout: string | string[] | undefined): ConnectError | undefined {
+    let timeoutMs: number | undefined;
+    if (grpcTimeout !== undefined) {
+      const timeout = parseTimeout(headerValue(grpcTimeout), this.engine.settings.maxTimeoutMs);
+      if (timeout.error) return timeout.error;
+      timeoutMs = timeout.timeoutMs;
+    }
+    const shutdown = this.engine.shutdownReason;
+    if (shutdown !== undefined) return shutdown;
+    if (timeoutMs === undefined) return undefined;
+    if (timeoutMs <= 0) return deadlineExceeded();
+    this.ctx.setDeadline(timeoutMs);
+    this.#timer = setTimeout(onDeadline, timeoutMs, this);
+    return undefined;
+  }
+
+  /** A unary call ends at once; a stream's handler starts, and its first read fails, as on connect-node's path. */
+  protected refuse(error: ConnectError): void {
+    this.fail(error, false);
+  }
+
+  /** A streaming call's request messages, as its handler reads them. */
+  readonly input: MessageQueue<Message> | undefined = undefined;
 
   /** Whether the handler starts before the body is read: then errors reading it are the handler's. */
   abstract readonly streaming: boolean;
@@ -315,7 +333,7 @@ class UnaryGrpcCall extends GrpcCall {
  */
 class StreamingGrpcCall extends GrpcCall {
   readonly streaming = true;
-  readonly #input = new MessageQueue<Message>(this);
+  override readonly input = new MessageQueue<Message>(this);
   #corked = false;
 
   protected override begin(): void {
@@ -323,9 +341,15 @@ class StreamingGrpcCall extends GrpcCall {
     void this.#run();
   }
 
+  protected override refuse(error: ConnectError): void {
+    this.input.fail(error);
+    this.ctx.abort(error);
+    this.begin();
+  }
+
   async #run(): Promise<void> {
     try {
-      const output = await this.entry.invoker.stream(this.ctx, this.#input);
+      const output = await this.entry.invoker.stream(this.ctx, this.input);
       for await (const message of output) {
         if (this.done) break;
         if (this.record) this.record.sent++;
@@ -374,34 +398,37 @@ class StreamingGrpcCall extends GrpcCall {
   onData(chunk: Buffer): void {
     try {
       for (const envelope of this.reader.push(chunk)) {
-        const message = this.parse(envelope);
-        if (this.record) this.record.received++;
-        this.#input.push(message);
+        this.input.push(this.parse(envelope));
       }
     } catch (e) {
       this.#stopReading();
-      this.#input.fail(e);
+      this.input.fail(e);
     }
   }
 
   onEnd(): void {
-    if (this.reader.incomplete) this.#input.fail(incompleteEnvelope());
-    else this.#input.end();
+    if (this.reader.incomplete) this.input.fail(incompleteEnvelope());
+    else this.input.end();
   }
 
   override fail(error: unknown, cause: boolean): void {
     if (this.done) return;
     super.fail(error, cause);
-    this.#input.fail(asError(error));
+    this.input.fail(asError(error));
   }
 
   protected override onCancel(): void {
-    this.#input.fail(new ConnectError("the client cancelled the call", Code.Canceled));
+    this.input.fail(new ConnectError("the client cancelled the call", Code.Canceled));
   }
 
   #stopReading(): void {
     this.stream.off("data", onData);
     this.stream.pause();
+  }
+
+  /** For the input queue: the handler took a message (counted as connect-node's path counts them). */
+  taken(): void {
+    if (this.record) this.record.received++;
   }
 
   /** For the input queue: it holds enough messages the handler has not taken, or wants more. */
@@ -450,9 +477,21 @@ function onClose(this: Stream): void {
   this[kCall]!.closed();
 }
 
-/** The deadline is the handler's error once the call reached it; before, the body's reading failed. */
+/**
+ * The deadline is the handler's error once the call reached it; before, the
+ * body's reading failed. A handler gets its signal aborted first, and a turn
+ * to answer with its own error (and its interceptors' metadata), as on
+ * connect-node's path; then the deadline ends the call regardless.
+ */
 function onDeadline(call: GrpcCall): void {
-  call.fail(deadlineExceeded(), call.record?.reached === true);
+  if (call.record?.reached !== true) return call.fail(deadlineExceeded(), false);
+  call.ctx.abort(deadlineExceeded());
+  call.input?.fail(deadlineExceeded());
+  setImmediate(deadlineAfterAbort, call);
+}
+
+function deadlineAfterAbort(call: GrpcCall): void {
+  call.fail(deadlineExceeded(), true);
 }
 
 function ignore(): void {}

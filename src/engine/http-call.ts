@@ -1,8 +1,10 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { deadlineExceeded } from "./errors.js";
 import type { Call } from "../observability/calls.js";
 import { EngineContext } from "./context.js";
+import { headerValue } from "./headers.js";
 import type { ActiveCall, Engine, MethodEntry } from "./engine.js";
 
 export type Request = IncomingMessage | Http2ServerRequest;
@@ -99,16 +101,12 @@ export abstract class HttpCall implements ActiveCall {
   }
 
   /**
-   * Stops reading a body that broke the protocol, as connect-node does. The
-   * rest stays unread, so an HTTP/1.1 connection cannot carry another
-   * request: connect-node answers keep-alive and leaves the connection
-   * stalled; this answers "connection: close", and Node closes it after the
-   * answer. HTTP/2 streams are released by src/transport/listener.ts either way.
+   * Stops reading a body that broke the protocol, as connect-node does:
+   * Node's server discards the rest once the answer is out, so an HTTP/1.1
+   * connection stays usable.
    */
   abandonBody(): void {
     this.stopReading();
-    this.req.pause();
-    if (this.req.httpVersionMajor === 1) this.res.setHeader("connection", "close");
   }
 
   /** What the service threw, for the line per RPC; and that the call reached it. */
@@ -134,16 +132,27 @@ function onBodyEnd(this: TaggedRequest): void {
   if (!call.done) call.onEnd();
 }
 
+/**
+ * At the deadline a call that reached its handler has its signal aborted
+ * first, and its handler and interceptors a turn to answer with their own
+ * error (their headers and metadata), as on connect-node's path; then the
+ * deadline ends the call regardless.
+ */
 function onDeadline(call: HttpCall): void {
-  call.onDeadline();
+  if (call.record?.reached !== true) return call.onDeadline();
+  call.ctx.abort(deadlineExceeded());
+  setImmediate(deadlineAfterAbort, call);
+}
+
+function deadlineAfterAbort(call: HttpCall): void {
+  if (!call.done) call.onDeadline();
 }
 
 function ignore(): void {}
 
-/** A header as Connect's Headers.get() sees it: Node joins repeated ones with ", " as fetch's Headers does. */
+/** A header as Connect's Headers.get() sees it. */
 export function header(req: Request, name: string): string | null {
-  const value = req.headers[name];
-  return value === undefined ? null : Array.isArray(value) ? value.join(", ") : value;
+  return headerValue(req.headers[name]);
 }
 
 /** Headers as Node's writeHead takes them. */

@@ -1,5 +1,7 @@
 /** Whoever feeds a queue: it stops reading while the handler has enough messages waiting. */
 export interface QueueSource {
+  /** The handler took a message. */
+  taken(): void;
   pauseReading(): void;
   resumeReading(): void;
 }
@@ -28,6 +30,7 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
     const waiting = this.#waiting;
     if (waiting !== undefined) {
       this.#waiting = undefined;
+      this.source.taken();
       waiting.resolve({ value: item, done: false });
       return;
     }
@@ -59,6 +62,7 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
   next(): Promise<IteratorResult<T>> {
     if (this.#items.length > 0) {
       const value = this.#items.shift()!;
+      this.source.taken();
       if (this.#paused && this.#items.length < highWater / 2) {
         this.#paused = false;
         this.source.resumeReading();

@@ -4,6 +4,7 @@ import { base64Decode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
+import { headerValue } from "../engine/headers.js";
 import { capDeadline } from "../transport/limits.js";
 
 type Request = IncomingMessage | Http2ServerRequest;
@@ -102,11 +103,8 @@ function reject(res: Response, status: number, code: string, message: string): v
   res.end(body);
 }
 
-/** A header as Connect's Headers.get() reads it (values trimmed, joined with ", "). */
 function header(req: Request, name: string): string | null {
-  const value = req.headers[name];
-  if (value === undefined) return null;
-  return typeof value === "string" ? value.trim() : value.map((v) => v.trim()).join(", ");
+  return headerValue(req.headers[name]);
 }
 
 /**
