@@ -36,13 +36,15 @@ export class LogLines {
 
 /**
  * A line without what differs between any two runs of the same call: time,
- * duration, pid, host and the client's port; an error line keeps its error's
+ * duration, pid, host, the client's port and trace ids; an error line keeps its error's
  * type and message, not the stack of wherever a path noticed it.
  */
 export function stableLine(entry: LogLine): LogLine {
-  const { time: _t, pid: _p, hostname: _h, ms, peer, err, ...rest } = entry;
+  const { time: _t, pid: _p, hostname: _h, ms, peer, err, trace_id, span_id, ...rest } = entry;
   assert.equal(typeof ms, "number");
   const stable: LogLine = peer === undefined ? rest : { ...rest, peer: String(peer).replace(/:\d+$/, ":port") };
+  // With tracing on, every call has ids of its own: only whether it has them is stable.
+  if (trace_id !== undefined || span_id !== undefined) Object.assign(stable, { trace_id: typeof trace_id, span_id: typeof span_id });
   if (err === undefined) return stable;
   const { type, message } = err as { type: string; message: string };
   return { ...stable, err: { type, message } };

@@ -152,7 +152,7 @@ export function h1Raw(port: number, request: Buffer | string, { timeoutMs = 10_0
 }
 
 /** Parses a complete HTTP/1.1 response, or returns undefined when more bytes are due. */
-function parseH1(data: Buffer, closed: boolean): H1Reply | undefined {
+export function parseH1(data: Buffer, closed: boolean): H1Reply | undefined {
   const end = data.indexOf("\r\n\r\n");
   if (end < 0) return undefined;
   const [statusLine, ...lines] = data.subarray(0, end).toString("latin1").split("\r\n");
