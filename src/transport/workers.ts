@@ -6,6 +6,7 @@ import cluster, { type Worker } from "node:cluster";
 import type { Config } from "../config.js";
 import { createLogger, type Logger } from "../observability/logging.js";
 import { serveClusterMetrics } from "../observability/cluster-metrics.js";
+import type { RunningServer } from "../server.js";
 
 /** Set by the primary in each worker's environment: its slot, 1 to N, kept by the worker that replaces it. */
 const slotVariable = "ROUTEGUIDE_WORKER";
@@ -114,10 +115,8 @@ export async function runPrimary(config: Config): Promise<void> {
     for (const timer of restarts) clearTimeout(timer);
     if (live.size === 0) process.exit(0);
     logger.info(`${signal}: shutting down ${live.size} workers; open streams get ${config.shutdownGraceMs} ms`);
-    for (const worker of live) {
-      if (worker.isConnected()) worker.send({ type: "routeguide:shutdown" } satisfies ToWorker);
-      else worker.process.kill("SIGTERM");
-    }
+    // A worker whose channel has closed is exiting already: cluster workers exit on disconnect.
+    for (const worker of live) if (worker.isConnected()) worker.send({ type: "routeguide:shutdown" } satisfies ToWorker);
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
@@ -131,11 +130,7 @@ export async function runPrimary(config: Config): Promise<void> {
  * primary forwards them, and a signal to the whole process group (Ctrl-C, a
  * supervisor's kill) must count once, not once per process.
  */
-export function serveAsWorker(
-  server: { port: number; url: string; directory: { size: number }; close(graceMs: number): Promise<void> },
-  graceMs: number,
-  logger: Logger,
-): void {
+export function serveAsWorker(server: RunningServer, graceMs: number, logger: Logger): void {
   for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => {});
   process.on("message", (message: ToWorker) => {
     if (message.type !== "routeguide:shutdown") return;
