@@ -82,7 +82,9 @@ Limits (SIZE: bytes, or with KiB / MiB; DURATION: seconds, or with ms / s / m):
 
 Environment:
   PORT                 port to listen on, when --port is not given
-  LOG_LEVEL            log level, when --log-level is not given`;
+  LOG_LEVEL            log level, when --log-level is not given
+  OTEL_*               OpenTelemetry tracing, off unless OTEL_EXPORTER_OTLP_ENDPOINT or
+                       OTEL_TRACES_EXPORTER asks for it (src/observability/tracing.ts)`;
 
 export class ConfigError extends Error {
   override name = "ConfigError";

@@ -71,7 +71,7 @@ describe("--help", () => {
       assert.equal(code, 0);
       assert.equal(stderr, "");
       for (const name of flags) assert.match(stdout, new RegExp(`(${name})\\b`), `${name} is missing from the help`);
-      for (const variable of ["PORT", "LOG_LEVEL"]) assert.match(stdout, new RegExp(`^ +${variable} `, "m"));
+      for (const variable of ["PORT", "LOG_LEVEL", "OTEL_\\*"]) assert.match(stdout, new RegExp(`^ +${variable} `, "m"));
       assert.match(stdout, /^ +-h, --help /m);
     });
   }
