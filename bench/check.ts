@@ -4,6 +4,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import { once } from "node:events";
 import { fromBinary, fromJsonString } from "@bufbuild/protobuf";
+import { HealthCheckResponse_ServingStatus, HealthCheckResponseSchema } from "../gen/grpc/health/v1/health_pb.js";
 import { PersonSchema, type Person } from "../gen/person_pb.js";
 import { EnvelopeReader } from "./envelope.js";
 import type { RequestSpec } from "./workloads.js";
@@ -17,23 +18,23 @@ interface Answer {
 
 const timeoutMs = 10_000;
 
-/** Sends the request once; resolves to undefined when the answer is Alice, else to what was wrong. */
+/** Sends the request once; resolves to undefined when the answer is the one expected (Alice, or SERVING), else to what was wrong. */
 export async function checkRequest(baseUrl: string, request: RequestSpec, httpVersion: "1.1" | "2"): Promise<string | undefined> {
   try {
     const answer = await (httpVersion === "2" ? send2(baseUrl, request) : send1(baseUrl, request));
-    return readAlice(request.answer, answer);
+    return readReply(request, answer);
   } catch (err) {
     return (err as Error).message;
   }
 }
 
-function readAlice(kind: RequestSpec["answer"], { status, headers, trailers, body }: Answer): string | undefined {
+function readReply(request: RequestSpec, { status, headers, trailers, body }: Answer): string | undefined {
+  const kind = request.answer;
   if (status !== 200) return `HTTP ${status}: ${body.toString("utf8", 0, 200)}`;
   const contentType = String(headers["content-type"]);
-  let person: Person | undefined;
   if (kind === "connect-json") {
     if (!contentType.startsWith("application/json")) return `content-type ${contentType}`;
-    person = fromJsonString(PersonSchema, body.toString("utf8"));
+    return checkAlice(fromJsonString(PersonSchema, body.toString("utf8")));
   } else {
     const messages: [number, Buffer][] = [];
     new EnvelopeReader((flags, message) => messages.push([flags, Buffer.from(message)])).push(body);
@@ -51,8 +52,15 @@ function readAlice(kind: RequestSpec["answer"], { status, headers, trailers, bod
     if (grpcStatus !== "0") return `grpc-status ${grpcStatus}: ${decodeURIComponent(String(grpcMessage ?? ""))}`;
     const data = messages.filter(([flags]) => flags === 0);
     if (data.length !== 1) return `${data.length} response messages`;
-    person = fromBinary(PersonSchema, data[0]![1]);
+    if (request.path.startsWith("/grpc.health.v1.Health/")) {
+      const health = fromBinary(HealthCheckResponseSchema, data[0]![1]);
+      return health.status === HealthCheckResponse_ServingStatus.SERVING ? undefined : `health status ${health.status}`;
+    }
+    return checkAlice(fromBinary(PersonSchema, data[0]![1]));
   }
+}
+
+function checkAlice(person: Person): string | undefined {
   if (person.name !== "Alice" || person.age !== 30 || person.address?.city !== "New York") {
     return `unexpected person ${JSON.stringify(person)}`;
   }

@@ -58,10 +58,20 @@ export const peers: Peer[] = [
   {
     id: "ours",
     label: "routeguide (ours)",
-    serves: ["grpc", "grpc-web", "connect", "http1"],
+    serves: ["grpc", "grpc-web", "connect", "http1", "health"],
     http1Port: "main",
     command: (ctx) =>
       node({ ...ctx, nodeFlags: [...ctx.nodeFlags, ...startFlags()] }, "src/main.ts", "--port", "0", "--host", "127.0.0.1"),
+  },
+  {
+    // One no-op router interceptor: what the chain costs a call on the engine.
+    id: "ours-interceptor",
+    label: "routeguide, one no-op interceptor",
+    serves: ["grpc", "grpc-web", "connect", "http1"],
+    workloads: ["grpc-unary", "connect-json-h1"],
+    http1Port: "main",
+    command: (ctx) =>
+      node({ ...ctx, nodeFlags: [...ctx.nodeFlags, ...startFlags()] }, "bench/peers/with-interceptor.ts", "--port", "0", "--host", "127.0.0.1"),
   },
   {
     // node:cluster balances connections: only the workloads with many of them can use a second worker.

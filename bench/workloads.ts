@@ -5,7 +5,7 @@ import { NameSchema } from "../gen/route_guide_pb.js";
 import { envelope } from "./envelope.js";
 
 /** What a peer serves; a workload runs on the peers that serve all it needs. */
-export type Feature = "grpc" | "grpc-web" | "connect" | "http1";
+export type Feature = "grpc" | "grpc-web" | "connect" | "http1" | "health";
 
 export interface RequestSpec {
   method: "GET" | "POST";
@@ -55,6 +55,15 @@ const grpcUnary: RequestSpec = {
   answer: "grpc",
 };
 
+/** grpc.health.v1.Health/Check for the server as a whole: a second unary method, of another service. */
+const grpcHealth: RequestSpec = {
+  method: "POST",
+  path: "/grpc.health.v1.Health/Check",
+  headers: { "content-type": "application/grpc", te: "trailers" },
+  body: envelope(new Uint8Array(0)),
+  answer: "grpc",
+};
+
 const connectJson: RequestSpec = {
   method: "POST",
   path: "/RouteGuide/GetPerson",
@@ -85,6 +94,16 @@ export const workloads: Workload[] = [
     needs: ["grpc"],
     tool: "h2load",
     request: grpcUnary,
+    connections: 8,
+    streams: 32,
+    focus: "throughput",
+  },
+  {
+    id: "grpc-health",
+    title: "gRPC unary Health/Check, h2c, 8 connections × 32 streams (h2load)",
+    needs: ["grpc", "health"],
+    tool: "h2load",
+    request: grpcHealth,
     connections: 8,
     streams: 32,
     focus: "throughput",
