@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { ConnectError, type ContextValues, createContextValues, type HandlerContext } from "@connectrpc/connect";
+import type { ConnectError, ContextValues, HandlerContext } from "@connectrpc/connect";
 
 /** What a protocol knows of a call when it creates its context. */
 export interface ContextInit {
@@ -87,7 +87,7 @@ export class EngineContext implements HandlerContext {
   finish(): void {
     if (this.#abortReason !== undefined || this.#finished) return;
     this.#finished = true;
-    this.#controller?.abort();
+    this.#controller?.abort(callEnded);
   }
 
   get requestHeader(): Headers {
@@ -128,5 +128,9 @@ export class EngineContext implements HandlerContext {
   }
 }
 
-/** For a router without context values of its own. */
-export const emptyValues = (): ContextValues => createContextValues();
+/**
+ * The reason a finished call's signal carries: the AbortError connect-es's
+ * context gets, made once, since each abort() without a reason builds a
+ * DOMException with a stack trace (~7 µs measured here).
+ */
+const callEnded = new DOMException("The call has ended.", "AbortError");
