@@ -220,7 +220,7 @@ function serverSpans(
     const call = req.contextValues.get(callKey);
     if (call?.peer !== undefined) {
       const colon = call.peer.lastIndexOf(":");
-      attributes["network.peer.address"] = call.peer.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
+      attributes["network.peer.address"] = unbracketed(call.peer.slice(0, colon));
       attributes["network.peer.port"] = Number(call.peer.slice(colon + 1));
     }
     const span = tracer.startSpan(name, { kind: SpanKind.SERVER, attributes }, parent);
@@ -257,6 +257,11 @@ function serverAddress(url: string, attributes: Attributes): void {
   const authority = url.slice(start, end === -1 ? undefined : end);
   const colon = authority.lastIndexOf(":");
   const hasPort = colon > authority.lastIndexOf("]");
-  attributes["server.address"] = (hasPort ? authority.slice(0, colon) : authority).replace(/^\[(.*)\]$/, "$1");
+  attributes["server.address"] = unbracketed(hasPort ? authority.slice(0, colon) : authority);
   attributes["server.port"] = hasPort ? Number(authority.slice(colon + 1)) : url.startsWith("https:") ? 443 : 80;
+}
+
+/** An IPv6 address without the brackets a URL or "address:port" puts around it. */
+function unbracketed(host: string): string {
+  return host.charCodeAt(0) === 0x5b /* [ */ ? host.slice(1, -1) : host;
 }
