@@ -44,6 +44,15 @@ describe("request validation", () => {
     assert.deepEqual(pairs(fromBinary(ViolationsSchema, Buffer.from(body.details[0]!.value, "base64"))), [["name", "required"]]);
   });
 
+  it("refuses an empty name in a Connect GET URL the same way", async () => {
+    const message = encodeURIComponent('{"name":""}');
+    const res = await fetch(`${server.url}/RouteGuide/GetPerson?connect=v1&encoding=json&message=${message}`);
+    assert.equal(res.status, 400);
+    const body = (await res.json()) as { code: string; details: Array<{ type: string }> };
+    assert.equal(body.code, "invalid_argument");
+    assert.deepEqual(body.details.map((d) => d.type), ["buf.validate.Violations"]);
+  });
+
   it("answers an empty name over gRPC with grpc-status 3 and the detail in grpc-status-details-bin", async () => {
     const reply = await h2Request(
       server.url,
