@@ -1,6 +1,7 @@
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import { defaultLimits, type Limits } from "./transport/limits.js";
+import { type ConnectionLifetime, defaultConnectionLifetime } from "./transport/connection-lifetime.js";
 
 /** Everything the server can be told at start, from flags and environment. */
 export interface Config {
@@ -16,6 +17,10 @@ export interface Config {
   limits: Limits;
   /** On SIGTERM/SIGINT, open streams get this long to finish before they end with UNAVAILABLE. */
   shutdownGraceMs: number;
+  /** On SIGTERM/SIGINT, readiness turns NOT_SERVING at once and the server goes on serving this long before it closes. */
+  shutdownDelayMs: number;
+  /** Max connection age and keepalive (src/transport/connection-lifetime.ts). */
+  lifetime: ConnectionLifetime;
   /** Lowest level written to the log; "info" logs one line per RPC, "silent" nothing. */
   logLevel: LogLevel;
   /**
@@ -42,6 +47,8 @@ export function defaultConfig(): Config {
     corsOrigins: ["*"],
     limits: defaultLimits(),
     shutdownGraceMs: 5_000,
+    shutdownDelayMs: 0,
+    lifetime: defaultConnectionLifetime(),
     logLevel: "info",
     fastPath: true,
     workers: 1,
@@ -75,6 +82,16 @@ Limits (SIZE: bytes, or with KiB / MiB; DURATION: seconds, or with ms / s / m):
                               (default 0: none)
   --shutdown-grace DURATION   on SIGTERM/SIGINT, time open streams get before they end with
                               UNAVAILABLE (default 5s)
+  --shutdown-delay DURATION   on SIGTERM/SIGINT, readiness turns NOT_SERVING at once and the server
+                              goes on serving this long before it closes (default 0)
+
+Connection lifetime (HTTP/2; the age also closes HTTP/1.1 connections):
+  --max-connection-age DURATION        GOAWAY "max_age" after this, ±10% (default 0: never)
+  --max-connection-age-grace DURATION  then open streams get this long (default 0: unlimited)
+  --keepalive-time DURATION   PING a connection quiet for this long (default 120m; 0: never)
+  --keepalive-timeout DURATION  close it if the PING is not answered within this (default 20s)
+  --keepalive-min-time DURATION  client pings more often, with no data between, get GOAWAY
+                              "too_many_pings" after 2 strikes (default 5m; 0: any rate)
 
   --no-fast-path       answer every call through connect-node's general path, none through the
                        fast paths for hot Connect, gRPC-Web and gRPC calls (for comparing the two)
@@ -121,6 +138,12 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = {}): Config
         "idle-timeout": { type: "string" },
         "max-deadline": { type: "string" },
         "shutdown-grace": { type: "string" },
+        "shutdown-delay": { type: "string" },
+        "max-connection-age": { type: "string" },
+        "max-connection-age-grace": { type: "string" },
+        "keepalive-time": { type: "string" },
+        "keepalive-timeout": { type: "string" },
+        "keepalive-min-time": { type: "string" },
         "fast-path": { type: "boolean" },
         workers: { type: "string" },
         help: { type: "boolean", short: "h" },
@@ -185,6 +208,14 @@ function parseLimits(values: Record<string, string | boolean | string[] | undefi
   duration("idle-timeout", (ms) => (limits.idleTimeoutMs = ms));
   duration("max-deadline", (ms) => (limits.maxDeadlineMs = ms));
   duration("shutdown-grace", (ms) => (config.shutdownGraceMs = ms));
+  duration("shutdown-delay", (ms) => (config.shutdownDelayMs = ms));
+  const lifetime = config.lifetime;
+  duration("max-connection-age", (ms) => (lifetime.maxAgeMs = ms));
+  duration("max-connection-age-grace", (ms) => (lifetime.maxAgeGraceMs = ms));
+  duration("keepalive-time", (ms) => (lifetime.keepaliveTimeMs = ms));
+  duration("keepalive-timeout", (ms) => (lifetime.keepaliveTimeoutMs = ms));
+  duration("keepalive-min-time", (ms) => (lifetime.keepaliveMinTimeMs = ms));
+  if (lifetime.keepaliveTimeoutMs === 0) throw new ConfigError("--keepalive-timeout must be more than 0");
   // Node refuses this combination; say so in the flags' terms.
   if (limits.requestTimeoutMs > 0 && limits.headersTimeoutMs > limits.requestTimeoutMs) {
     throw new ConfigError("--headers-timeout must not be longer than --request-timeout");

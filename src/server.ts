@@ -58,7 +58,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     builtIn(router);
     options.services?.(router);
   };
-  const shutdown = createShutdown(() => health.setAll(ServingStatus.NOT_SERVING));
+  const shutdown = createShutdown(() => health.setAll(ServingStatus.NOT_SERVING), config.shutdownDelayMs);
   // protovalidate's rules on every request, inside the caller's interceptors (a tracing span sees its refusals).
   const interceptors = [...(options.interceptors ?? []), validationInterceptor];
   const logger = options.logger ?? silentLogger();
@@ -98,6 +98,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     http2: http2Options(config.limits),
     handshakeTimeoutMs: config.limits.headersTimeoutMs,
     idleTimeoutMs: config.limits.idleTimeoutMs,
+    lifetime: config.lifetime,
     // gRPC calls of every method, answered on the HTTP/2 stream itself as connect-node would.
     ...(engine && { onStream: createGrpcEngine(engine) }),
   };

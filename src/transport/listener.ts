@@ -2,6 +2,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type { TLSSocket } from "node:tls";
+import { closeAgedHttp1, type ConnectionLifetime, watchHttp1Socket, watchSession } from "./connection-lifetime.js";
 
 export type RequestHandler = (
   req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -21,6 +22,8 @@ export interface ListenerOptions {
   handshakeTimeoutMs: number;
   /** An HTTP/2 session with no open stream for this long gets GOAWAY. */
   idleTimeoutMs: number;
+  /** Max connection age, keepalive pings and the client-ping policy (src/transport/connection-lifetime.ts); without it, none. */
+  lifetime?: ConnectionLifetime;
   /** Fast path (src/fast-grpc.ts): sees each HTTP/2 stream before Node's compat layer and the handler do. */
   onStream?: StreamHandler;
 }
@@ -58,6 +61,11 @@ export function createPlaintextListener(handler: RequestHandler, options: Listen
   const server = net.createServer((socket) => sniff(socket, h1, h2, options.handshakeTimeoutMs));
   // http.Server only runs its header/request timeout checks once it believes it is listening.
   server.on("listening", () => h1.emit("listening"));
+  const lifetime = options.lifetime;
+  if (lifetime !== undefined && lifetime.maxAgeMs > 0) {
+    h1.on("connection", (socket: net.Socket) => watchHttp1Socket(socket, lifetime));
+    h1.prependListener("request", closeAgedHttp1);
+  }
   return track(server, h2, options, {
     closeIdle: () => h1.closeIdleConnections(),
     // It never listened, so close() only stops its timeout checks (and reports "not running").
@@ -86,6 +94,14 @@ export function createTlsListener(
   );
   // The HTTP/1.1 fallback is the server itself (closeIdleConnections is missing from @types/node).
   const h1 = server as unknown as http.Server;
+  const lifetime = options.lifetime;
+  if (lifetime !== undefined && lifetime.maxAgeMs > 0) {
+    server.on("secureConnection", (socket: TLSSocket) => {
+      if (socket.alpnProtocol !== "h2") watchHttp1Socket(socket, lifetime);
+    });
+    // HTTP/2 requests pass here too; their sockets carry no age, so they are left alone.
+    h1.prependListener("request", closeAgedHttp1);
+  }
   return track(server, server, options, { closeIdle: () => h1.closeIdleConnections(), stop: () => {} });
 }
 
@@ -134,6 +150,7 @@ function track(
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
     if (options.idleTimeoutMs > 0) session[kIdle] = new IdleWatch(session, options.idleTimeoutMs, options.handshakeTimeoutMs);
+    if (options.lifetime !== undefined) watchSession(session, options.lifetime);
   });
   return {
     server,

@@ -12,7 +12,8 @@ export interface Shutdown {
   readonly signal: AbortSignal;
   /**
    * Stops the server: `beforeClose` runs (health turns NOT_SERVING), the
-   * listener stops accepting and sends GOAWAY, calls in flight may finish
+   * server goes on serving for `delayMs`, then the listener stops accepting
+   * and sends GOAWAY, calls in flight may finish
    * for `graceMs`, then the ones left are aborted with UNAVAILABLE and every
    * connection still open is destroyed `statusMarginMs` later. Resolves once
    * all connections are closed; calling it again joins the first close.
@@ -20,7 +21,13 @@ export interface Shutdown {
   close(listener: Listener, graceMs: number): Promise<void>;
 }
 
-export function createShutdown(beforeClose: () => void = () => {}): Shutdown {
+/**
+ * `delayMs` is for load balancers that learn of the stop from readiness
+ * (HAProxy's checks) or at the same time as the server (Kubernetes removes
+ * endpoints while it sends SIGTERM): until they stop sending, new
+ * connections and calls are still served.
+ */
+export function createShutdown(beforeClose: () => void = () => {}, delayMs = 0): Shutdown {
   const calls = new AbortController();
   let closing: Promise<void> | undefined;
   return {
@@ -28,6 +35,7 @@ export function createShutdown(beforeClose: () => void = () => {}): Shutdown {
     close(listener, graceMs) {
       closing ??= (async () => {
         beforeClose();
+        if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
         const closed = listener.close(graceMs + statusMarginMs);
         const timer = setTimeout(
           () => calls.abort(new ConnectError("the server is shutting down", Code.Unavailable)),
