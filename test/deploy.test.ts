@@ -280,13 +280,19 @@ describe("Kubernetes", () => {
   it("gives the server longer than its whole shutdown before SIGKILL or a liveness restart", () => {
     const preStopMs = (container.lifecycle?.preStop?.sleep?.seconds ?? 0) * 1000;
     // With OTEL_* set, the last spans are flushed after the server has closed.
-    const shutdownMs = config.shutdownGraceMs + statusMarginMs + shutdownFlushMs;
+    const shutdownMs = config.shutdownDelayMs + config.shutdownGraceMs + statusMarginMs + shutdownFlushMs;
     const grace = deployment.spec.template.spec.terminationGracePeriodSeconds * 1000;
     assert.ok(grace > preStopMs + shutdownMs, `${grace} ms > preStop ${preStopMs} ms + shutdown ${shutdownMs} ms`);
     // Liveness fails from the moment shutdown starts (NOT_SERVING); a kubelet that still probes must not restart it.
     const liveness = container.livenessProbe;
     assert.ok(liveness.periodSeconds * liveness.failureThreshold * 1000 > shutdownMs);
-    assert.ok(preStopMs > 0, "endpoints are removed while the server still accepts connections");
+    assert.ok(preStopMs + config.shutdownDelayMs > 0, "endpoints are removed while the server still accepts connections");
+  });
+
+  it("ends connections after an age, so that clients reconnect and new pods get traffic", () => {
+    assert.ok(config.lifetime.maxAgeMs > 0);
+    // The default grace is unlimited: a stream that never ends would pin its connection to this pod.
+    assert.ok(config.lifetime.maxAgeGraceMs > 0);
   });
 });
 
@@ -301,8 +307,10 @@ describe("the image's entry command, started from the bundle", () => {
     // node is this test's own Node (the Dockerfile's version, checked above); in the image's
     // layout (the repository's) and environment, with the Deployment's args, on loopback and a
     // free port.
+    // No shutdown delay: it only waits, and the SIGTERM below should not.
     const [, ...nodeArgs] = entrypoint;
-    server = spawn(process.execPath, [...nodeArgs, ...container.args, "--host=127.0.0.1", "--port=0"], {
+    const overrides = ["--host=127.0.0.1", "--port=0", "--shutdown-delay=0"];
+    server = spawn(process.execPath, [...nodeArgs, ...container.args, ...overrides], {
       cwd: root,
       env: { PATH: process.env.PATH, ...dockerEnv },
       stdio: ["ignore", "pipe", "inherit"],
