@@ -90,6 +90,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     ...(engine && { engine: [createConnectEngine(engine), createGrpcWebEngine(engine)] }),
     endpoints: { "/metrics": observability.metrics.endpoint, "/healthz": readinessEndpoint(health) },
     maxDeadlineMs: config.limits.maxDeadlineMs,
+    shutdownSignal: shutdown.signal,
     // The page at / (built by npm run build:web) and its files.
     fallback: createStaticHandler(webBundleDir),
   }));

@@ -6,10 +6,14 @@ import { Person_Gender } from "../gen/person_pb.js";
 import { NameSchema, RouteGuide, type Name } from "../gen/route_guide_pb.js";
 import { loadDirectory } from "../src/routeguide/directory.js";
 import { HealthStatus } from "../src/grpc-services/health.js";
+import { validationInterceptor } from "../src/http/validation.js";
 import { routes } from "../src/routes.js";
 
-// The router in memory: the service's behaviour without sockets.
-const client = createClient(RouteGuide, createRouterTransport(routes(await loadDirectory(), new HealthStatus())));
+// The router in memory, with the validation interceptor the server runs: the service's behaviour without sockets.
+const client = createClient(
+  RouteGuide,
+  createRouterTransport(routes(await loadDirectory(), new HealthStatus()), { router: { interceptors: [validationInterceptor] } }),
+);
 
 async function* names(...list: string[]): AsyncIterable<Name> {
   for (const name of list) yield create(NameSchema, { name });

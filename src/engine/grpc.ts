@@ -208,11 +208,11 @@ abstract class GrpcCall implements ActiveCall {
     this.stream.respond(headers, { waitForTrailers: true });
   }
 
-  /** A message's envelope: cached with the bytes of a frozen message when uncompressed. */
-  protected async envelopeOf(message: Message): Promise<Uint8Array> {
+  /** A message's envelope; a promise only when it is compressed. */
+  protected envelopeOf(message: Message): Uint8Array | Promise<Uint8Array> {
     const data = this.entry.encode(message, this.binary);
     if (this.compression === null || data.byteLength < this.engine.settings.compressMinBytes) return envelope(0, data);
-    return envelope(compressedFlag, await this.compression.compress(data));
+    return this.compression.compress(data).then((compressed) => envelope(compressedFlag, compressed));
   }
 
   /** Ends the response with grpc-status 0 (and the handler's trailers) after `last`, if any. */
@@ -310,19 +310,14 @@ class UnaryGrpcCall extends GrpcCall {
   #reply(output: Message): void {
     if (this.done) return;
     if (this.record) this.record.sent = 1;
-    let data: Uint8Array;
+    let bytes: Uint8Array | Promise<Uint8Array>;
     try {
-      data = this.entry.encode(output, this.binary);
+      bytes = this.envelopeOf(output);
     } catch (e) {
       return this.fail(e, true);
     }
-    if (this.compression === null || data.byteLength < this.engine.settings.compressMinBytes) {
-      return this.succeed(envelope(0, data));
-    }
-    this.compression.compress(data).then(
-      (compressed) => this.succeed(envelope(compressedFlag, compressed)),
-      (e: unknown) => this.fail(e, false),
-    );
+    if (bytes instanceof Promise) bytes.then((b) => this.succeed(b), (e: unknown) => this.fail(e, false));
+    else this.succeed(bytes);
   }
 }
 
@@ -353,7 +348,11 @@ class StreamingGrpcCall extends GrpcCall {
       for await (const message of output) {
         if (this.done) break;
         if (this.record) this.record.sent++;
-        await this.#write(await this.envelopeOf(message));
+        // Awaited only when there is something to wait for: each await costs a turn of the microtask queue.
+        let bytes = this.envelopeOf(message);
+        if (bytes instanceof Promise) bytes = await bytes;
+        const drained = this.#write(bytes);
+        if (drained !== undefined) await drained;
         if (this.done) break;
       }
       this.#uncork();

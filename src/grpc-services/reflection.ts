@@ -4,7 +4,6 @@ import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Code, type ConnectRouter } from "@connectrpc/connect";
 import * as v1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
-import { abortable } from "./abortable.js";
 
 /**
  * Serves gRPC server reflection, grpc.reflection.v1 and v1alpha (clients try
@@ -23,10 +22,10 @@ export function registerReflection(router: ConnectRouter, files: DescFile[]): vo
     v1alpha.file_grpc_reflection_v1alpha_reflection,
   ]);
   router.service(v1.ServerReflection, {
-    serverReflectionInfo: (requests, ctx) => answerAll(index, requests, ctx.signal),
+    serverReflectionInfo: (requests) => answerAll(index, requests),
   });
   router.service(v1alpha.ServerReflection, {
-    serverReflectionInfo: (requests, ctx) => answerAll(index, requests, ctx.signal),
+    serverReflectionInfo: (requests) => answerAll(index, requests),
   });
 }
 
@@ -53,10 +52,9 @@ type ReflectionAnswer =
 async function* answerAll<R extends ReflectionRequest>(
   index: DescriptorIndex,
   requests: AsyncIterable<R>,
-  signal: AbortSignal,
 ) {
   const sent = new Set<string>();
-  for await (const request of abortable(requests, signal)) {
+  for await (const request of requests) {
     yield { validHost: request.host, originalRequest: request, messageResponse: answer(index, request, sent) };
   }
 }

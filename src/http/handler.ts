@@ -24,6 +24,8 @@ export interface HandlerOptions {
   fallback?: RequestHandler;
   /** Longest deadline a call gets (0: none); see capDeadline in src/transport/limits.ts. */
   maxDeadlineMs?: number;
+  /** The router's shutdownSignal, which the request guard applies to bodies being read. */
+  shutdownSignal?: AbortSignal;
 }
 
 /**
@@ -39,6 +41,7 @@ export function createHttpHandler(options: HandlerOptions): RequestHandler {
     maxDeadlineMs: options.maxDeadlineMs ?? 0,
     acceptEncodings: options.acceptEncodings,
     rpcPaths: new Set(table.handlers.keys()),
+    ...(options.shutdownSignal && { shutdownSignal: options.shutdownSignal }),
   });
   const endpoints = new Map(Object.entries(options.endpoints ?? {}));
   const engine = options.engine ?? [];

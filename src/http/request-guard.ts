@@ -38,6 +38,8 @@ export function createRequestGuard(options: {
   acceptEncodings: string[];
   /** The RPCs' paths: gRPC over HTTP/1.x to any other path is left to be a 404. All paths when absent. */
   rpcPaths?: ReadonlySet<string>;
+  /** The router's shutdownSignal: once it aborts, bodies still being read fail with its reason. */
+  shutdownSignal?: AbortSignal;
 }) {
   const accepted = options.acceptEncodings.join(",");
   return (req: Request, res: Response): boolean => {
@@ -75,7 +77,7 @@ export function createRequestGuard(options: {
         return false;
       }
     }
-    if (timeoutMs !== undefined) endBodyAtDeadline(req, timeoutMs);
+    if (isRpc && (timeoutMs !== undefined || options.shutdownSignal !== undefined)) endBody(req, timeoutMs, options.shutdownSignal);
     return true;
   };
 }
@@ -108,31 +110,41 @@ function header(req: Request, name: string): string | null {
 }
 
 /**
- * connect-node reads a request's body without regard to its deadline: a
- * deadline already passed was answered only after the body arrived (its
- * error, if broken, winning), and a unary call whose body never ends was
- * never answered (connect-es 2.2). The body's reading fails with
- * DEADLINE_EXCEEDED at the deadline instead, at once when it has passed,
- * so every call ends by its deadline, as it does on the engine.
+ * connect-node reads a request's body without regard to its deadline or
+ * shutdown (connect-es 2.2): a deadline already passed was answered only
+ * after the body arrived (its error, if broken, winning), a unary call whose
+ * body never ends was never answered, and a streaming handler waiting for
+ * the next message was not woken at the deadline or at shutdown (services
+ * had to race their input against ctx.signal). The body's reading fails
+ * with DEADLINE_EXCEEDED at the deadline instead, at once when it has
+ * passed, and with the shutdown's reason when that comes, so every call
+ * ends by them, as it does on the engine.
  */
-function endBodyAtDeadline(req: Request, timeoutMs: number): void {
+function endBody(req: Request, timeoutMs: number | undefined, shutdown: AbortSignal | undefined): void {
   const inner = (req as unknown as AsyncIterable<Buffer>)[Symbol.asyncIterator].bind(req);
   Object.defineProperty(req, Symbol.asyncIterator, {
     configurable: true,
     value: async function* (): AsyncGenerator<Buffer> {
-      if (timeoutMs <= 0) throw deadlineExceeded();
+      if (timeoutMs !== undefined && timeoutMs <= 0) throw deadlineExceeded();
+      if (shutdown?.aborted) throw ConnectError.from(shutdown.reason);
       const it = inner();
       let timer: NodeJS.Timeout | undefined;
-      const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(deadlineExceeded()), timeoutMs)));
-      deadline.catch(() => {}); // the body may end first
+      let onShutdown: (() => void) | undefined;
+      const ended = new Promise<never>((_, reject) => {
+        if (timeoutMs !== undefined) timer = setTimeout(() => reject(deadlineExceeded()), timeoutMs);
+        onShutdown = () => reject(ConnectError.from(shutdown!.reason));
+        shutdown?.addEventListener("abort", onShutdown, { once: true });
+      });
+      ended.catch(() => {}); // the body may end first
       try {
         for (;;) {
-          const result = await Promise.race([it.next(), deadline]);
+          const result = await Promise.race([it.next(), ended]);
           if (result.done === true) return;
           yield result.value;
         }
       } finally {
         clearTimeout(timer);
+        shutdown?.removeEventListener("abort", onShutdown!);
         void it.return?.(undefined)?.catch?.(() => {});
       }
     },
@@ -189,6 +201,9 @@ function checkEnvelopeFlags(req: Request, code: Code): void {
         }
         yield chunk;
       }
+      // connect-es 2.2's envelope reader forgets a header it has consumed: a body that ends right
+      // after one got "missing input message" (OK after a valid message) instead of this.
+      if (headerFilled > 0 || payloadLeft > 0) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
     },
   });
 }

@@ -8,7 +8,6 @@ import {
   ExerciseService,
   type Failure,
 } from "../../gen/exercise/v1/exercise_pb.js";
-import { abortable } from "../../src/grpc-services/abortable.js";
 
 /**
  * The test-only ExerciseService (test/proto/exercise/v1/exercise.proto):
@@ -41,7 +40,7 @@ export const exerciseService: ServiceImpl<typeof ExerciseService> = {
   async clientStream(requests, ctx) {
     let first: ExerciseRequest | undefined;
     let received = 0;
-    for await (const request of abortable(requests, ctx.signal)) {
+    for await (const request of requests) {
       received++;
       if (first === undefined) {
         first = request;
@@ -58,7 +57,7 @@ export const exerciseService: ServiceImpl<typeof ExerciseService> = {
     let first: ExerciseRequest | undefined;
     let sent = 0;
     let received = 0;
-    for await (const request of abortable(requests, ctx.signal)) {
+    for await (const request of requests) {
       received++;
       if (first === undefined) {
         first = request;
