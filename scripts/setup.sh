@@ -10,6 +10,7 @@ debian_packages=(
   python3-grpcio python3-protobuf               # the tutorial's Python client and server
   protobuf-compiler protobuf-compiler-grpc      # protoc + grpc_python_plugin for their stubs
   chromium                                      # browser tests
+  haproxy                                       # deploy/haproxy/haproxy.cfg in front of three instances
 )
 
 missing=()
