@@ -4,14 +4,17 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import http2 from "node:http2";
 import net from "node:net";
-import { after, describe, it } from "node:test";
+import tls from "node:tls";
+import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as grpc from "@grpc/grpc-js";
 import { type Name, type Person, loadRouteGuide } from "../peers/grpc-js-server.js";
+import { ConfigError, parseConfig } from "../src/config.js";
 import { type ConnectionLifetime, defaultConnectionLifetime } from "../src/transport/connection-lifetime.js";
 import { envelope, grpcStatus, nameBytes } from "./support/raw.js";
 import { type RunningServer, startTestServer } from "./support/server.js";
 import { startTcpProxy, type TcpProxy } from "./support/tcp-proxy.js";
+import { type Certificate, throwawayCertificate } from "./support/tls.js";
 
 const running: Array<RunningServer | TcpProxy> = [];
 after(() => Promise.all(running.map((r) => r.close())));
@@ -110,24 +113,28 @@ describe("max connection age", () => {
 
   it("answers the first HTTP/1.1 request after the age with connection: close", { timeout: 10_000 }, async () => {
     const server = await serve({ maxAgeMs: 200 });
-    const socket = net.connect(server.port, "127.0.0.1");
-    let text = "";
-    socket.on("data", (chunk) => (text += chunk));
-    const closed = once(socket, "close");
-    const request = `POST /RouteGuide/GetPerson HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{"name":"Alice"}`;
-    socket.write(request);
-    await waitFor(() => text.includes("New York"), "the first answer");
-    assert.doesNotMatch(text, /connection: close/i);
-    assert.match(text, /connection: keep-alive/i);
-    await sleep(300); // past the age and its jitter
-    socket.write(request);
-    await closed;
-    const second = text.slice(text.lastIndexOf("HTTP/1.1 "));
-    assert.match(second, /^HTTP\/1\.1 200 OK/);
-    assert.match(second, /connection: close/i);
-    assert.match(second, /New York/);
+    await assertHttp1ClosedAfterAge(net.connect(server.port, "127.0.0.1"));
   });
 });
+
+/** Two requests on one keep-alive connection, the second after the server's 200 ms age. */
+async function assertHttp1ClosedAfterAge(socket: net.Socket): Promise<void> {
+  let text = "";
+  socket.on("data", (chunk) => (text += chunk));
+  const closed = once(socket, "close");
+  const request = `POST /RouteGuide/GetPerson HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{"name":"Alice"}`;
+  socket.write(request);
+  await waitFor(() => text.includes("New York"), "the first answer");
+  assert.doesNotMatch(text, /connection: close/i);
+  assert.match(text, /connection: keep-alive/i);
+  await sleep(300); // past the age and its jitter
+  socket.write(request);
+  await closed;
+  const second = text.slice(text.lastIndexOf("HTTP/1.1 "));
+  assert.match(second, /^HTTP\/1\.1 200 OK/);
+  assert.match(second, /connection: close/i);
+  assert.match(second, /New York/);
+}
 
 describe("keepalive", () => {
   it("drops a peer that stopped answering behind a TCP proxy, and frees its open stream", { timeout: 20_000 }, async (t) => {
@@ -187,5 +194,74 @@ describe("client pings", () => {
     assert.equal(goaway, false);
     assert.equal(session.closed, false);
     session.close();
+  });
+});
+
+describe("over TLS", () => {
+  let certificate: Certificate;
+  let server: RunningServer;
+  before(async () => {
+    certificate = await throwawayCertificate();
+    server = await startTestServer({
+      tls: certificate,
+      lifetime: { ...defaultConnectionLifetime(), maxAgeMs: 200 },
+    });
+  });
+  after(async () => {
+    await server.close();
+    await certificate.remove();
+  });
+
+  it("closes HTTP/1.1 connections after the age", { timeout: 10_000 }, async () => {
+    const socket = tls.connect({ port: server.port, host: "127.0.0.1", ALPNProtocols: ["http/1.1"], rejectUnauthorized: false });
+    await once(socket, "secureConnect");
+    assert.equal(socket.alpnProtocol, "http/1.1");
+    await assertHttp1ClosedAfterAge(socket);
+  });
+
+  it("holds h2 clients to the ping policy (PING ACKs under TLS are not mistaken for data)", { timeout: 10_000 }, async () => {
+    // Without the age of the server above, whose GOAWAY would come first.
+    const policed = await startTestServer({ tls: certificate });
+    running.push(policed);
+    const session = http2.connect(policed.url, { rejectUnauthorized: false });
+    session.on("error", () => {});
+    const goaway = once(session, "goaway") as Promise<[number, number, Buffer]>;
+    const pinger = setInterval(() => {
+      if (!session.closed && !session.destroyed) session.ping(() => {});
+    }, 50);
+    try {
+      const [code, , data] = await goaway;
+      assert.equal(code, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      assert.equal(data.toString(), "too_many_pings");
+    } finally {
+      clearInterval(pinger);
+      session.destroy();
+    }
+  });
+});
+
+describe("flags", () => {
+  it("default to grpc core's keepalive and no age, and parse as durations", () => {
+    assert.deepEqual(parseConfig([]).lifetime, {
+      maxAgeMs: 0,
+      maxAgeGraceMs: 0,
+      keepaliveTimeMs: 7_200_000,
+      keepaliveTimeoutMs: 20_000,
+      keepaliveMinTimeMs: 300_000,
+    });
+    const config = parseConfig([
+      "--max-connection-age", "30m", "--max-connection-age-grace", "1m", "--keepalive-time", "1m",
+      "--keepalive-timeout", "5s", "--keepalive-min-time", "10s", "--shutdown-delay", "5s",
+    ]);
+    assert.deepEqual(config.lifetime, {
+      maxAgeMs: 1_800_000,
+      maxAgeGraceMs: 60_000,
+      keepaliveTimeMs: 60_000,
+      keepaliveTimeoutMs: 5_000,
+      keepaliveMinTimeMs: 10_000,
+    });
+    assert.equal(config.shutdownDelayMs, 5_000);
+    assert.throws(() => parseConfig(["--keepalive-timeout", "0"]), ConfigError);
+    assert.throws(() => parseConfig(["--max-connection-age", "soon"]), /--max-connection-age/);
   });
 });
