@@ -100,11 +100,12 @@ describe("behind HAProxy (deploy/haproxy/haproxy.cfg)", { skip }, () => {
     // -db: in the foreground, logs on stderr; it stops on SIGTERM.
     haproxy = spawn("haproxy", ["-db", "-f", config], { env, stdio: ["ignore", "inherit", "inherit"] });
     const health = createClient(Health, createGrpcTransport({ baseUrl: url }));
+    // Bounded generously: four processes starting at once on two shared cores.
     await waitFor(async () => {
       // A config HAProxy rejects ends it at once: say so rather than wait.
       if (haproxy.exitCode !== null) throw new Error(`haproxy exited with ${haproxy.exitCode}`);
       return (await health.check({})).status === ServingStatus.SERVING;
-    }, "HAProxy to pass a call");
+    }, "HAProxy to pass a call", 20_000);
     await sleep(1_200); // rise 2 × inter 500ms: every instance in rotation
   });
 
