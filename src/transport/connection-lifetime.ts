@@ -1,6 +1,7 @@
 import type http from "node:http";
 import http2 from "node:http2";
 import type net from "node:net";
+import { maxTimerMs } from "./limits.js";
 
 /**
  * How long a connection may live and how the server notices a peer that
@@ -49,8 +50,9 @@ const maxStreamId = 2 ** 31 - 1;
 const maxAgeData = Buffer.from("max_age");
 const tooManyPingsData = Buffer.from("too_many_pings");
 
+/** Never past Node's longest timer: beyond it, setTimeout would fire after 1 ms. */
 function jittered(ms: number): number {
-  return ms * (1 - ageJitter + 2 * ageJitter * Math.random());
+  return Math.min(maxTimerMs, ms * (1 - ageJitter + 2 * ageJitter * Math.random()));
 }
 
 /** Watches one HTTP/2 session for its whole life: age, keepalive, client pings. */
