@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import net from "node:net";
 import { gzipSync } from "node:zlib";
 import { after, before, describe, it } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { codeFromString } from "@connectrpc/connect/protocol-connect";
 import * as grpc from "@grpc/grpc-js";
 import { createRouteGuideClient, protocols } from "../src/client/client.js";
+import { defaultLimits } from "../src/transport/limits.js";
 import { startTestServer, type RunningServer } from "./support/server.js";
 import { connectEndStream, envelope, grpcStatus, grpcWebStatus, h1Raw, h2Request, nameBytes, type H2Reply } from "./support/raw.js";
 
@@ -266,3 +269,33 @@ describe("after all of that", () => {
     });
   }
 });
+
+// A call refused while its body is still arriving leaves the rest unread: the connection must still carry the next request.
+for (const fastPath of [true, false]) {
+  describe(`an HTTP/1.1 body refused half-way (engine ${fastPath ? "on" : "off"})`, () => {
+    let small: RunningServer;
+    before(async () => (small = await startTestServer({ fastPath, limits: { ...defaultLimits(), maxMessageBytes: 1024 } })));
+    after(() => small.close());
+
+    it("is discarded, and the same connection answers the next request", async () => {
+      const socket = net.connect(small.port, "127.0.0.1");
+      await once(socket, "connect");
+      let received = "";
+      socket.setEncoding("latin1");
+      socket.on("data", (chunk: string) => (received += chunk));
+      const until = async (pattern: RegExp) => {
+        for (let i = 0; i < 100 && !pattern.test(received); i++) await new Promise((r) => setTimeout(r, 20));
+        assert.match(received, pattern);
+      };
+      const chunk = `{"name":"${"y".repeat(3000)}`;
+      socket.write(
+        "POST /RouteGuide/GetPerson HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n" +
+          `${chunk.length.toString(16)}\r\n${chunk}\r\n`,
+      );
+      await until(/^HTTP\/1\.1 429 /);
+      socket.write(`2\r\n"}\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n`);
+      await until(/HTTP\/1\.1 200 [^]*SERVING/);
+      socket.destroy();
+    });
+  });
+}

@@ -157,8 +157,19 @@ class ConnectCall extends HttpCall {
     } catch (e) {
       return this.fail(e, true);
     }
-    if (output instanceof Promise) output.then((o) => this.#reply(o), (e: unknown) => this.fail(e, true));
+    if (output instanceof Promise) void this.#replyWhenDone(output);
     else this.#reply(output);
+  }
+
+  /** An async method rather than then() with two closures: a call allocates none. */
+  async #replyWhenDone(output: Promise<Message>): Promise<void> {
+    let message: Message;
+    try {
+      message = await output;
+    } catch (e) {
+      return this.fail(e, true);
+    }
+    this.#reply(message);
   }
 
   #reply(output: Message): void {
@@ -204,11 +215,11 @@ class ConnectCall extends HttpCall {
 
   #write(status: number, body: Uint8Array, compression: Compression | null): void {
     const out: OutgoingHttpHeaders = {};
-    const touched = this.ctx.touchedResponseHeader;
-    if (touched === undefined) out["content-type"] = this.binary ? contentTypeUnaryProto : contentTypeUnaryJson;
-    else touched.forEach((value, key) => (out[key] = value));
+    const { responseHeader, responseTrailer } = this.ctx;
+    if (!responseHeader.touched) out["content-type"] = this.binary ? contentTypeUnaryProto : contentTypeUnaryJson;
+    else responseHeader.forEach((value, key) => (out[key] = value));
     // connect-es's trailerMux: a unary answer carries its trailers as headers.
-    this.ctx.touchedResponseTrailer?.forEach((value, key) => (out[`trailer-${key}`] = value));
+    if (responseTrailer.touched) responseTrailer.forEach((value, key) => (out[`trailer-${key}`] = value));
     if (compression !== null) out["content-encoding"] = compression.name;
     out["content-length"] = body.byteLength;
     (this.res as ServerResponse).writeHead(status, out);

@@ -1,55 +1,52 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import type { ConnectError, ContextValues, HandlerContext } from "@connectrpc/connect";
+import type { ConnectError, ContextKey, ContextValues, HandlerContext } from "@connectrpc/connect";
 
-/** What a protocol knows of a call when it creates its context. */
-export interface ContextInit {
-  readonly method: DescMethod;
-  readonly protocolName: string;
-  readonly requestMethod: string;
+/** What the context reads from the call it belongs to, when asked. */
+export interface CallSource {
   /** The request's headers as Node parsed them (pseudo-headers are skipped). */
   readonly nodeHeaders: IncomingHttpHeaders;
   /** "http" or "https", the :authority or Host, and the path with its query. */
   readonly scheme: string;
   readonly authority: string;
   readonly path: string;
-  /** The response headers and trailers the protocol starts with (Connect's createHandlerContext sets the same). */
-  readonly responseHeader: Readonly<Record<string, string>>;
-  readonly responseTrailer: Readonly<Record<string, string>>;
-  /** The router's context values for this call (observability's call record, ...). */
-  readonly values: () => ContextValues;
+  /** The router's context values of the call (observability's call record, ...). */
+  initialValues(values: CallValues): void;
 }
 
 /**
- * A HandlerContext that builds its parts when a handler or interceptor first
- * reads them. Connect's createHandlerContext builds three Headers, a deadline
+ * A HandlerContext whose parts cost nothing until a handler or interceptor
+ * uses them. Connect's createHandlerContext builds three Headers, a deadline
  * timer and linked AbortControllers for every call (3.6-13.8 µs measured
  * here, against ~30 µs for a whole fast call), and aborts them at the end
- * (each abort builds a DOMException with a stack). Here the engine owns the
- * deadline and shutdown, and a signal exists only once someone asks for it.
+ * (each abort without a reason builds a DOMException with a stack). Here
+ * the engine owns the deadline and shutdown; the headers fill themselves on
+ * first use; the signal is an AbortController made on first read.
  */
 export class EngineContext implements HandlerContext {
-  readonly method: DescMethod;
   readonly service: DescService;
-  readonly protocolName: string;
-  readonly requestMethod: string;
-  readonly #init: ContextInit;
+  readonly requestHeader: Headers;
+  readonly responseHeader: LazyHeaders;
+  readonly responseTrailer: LazyHeaders;
   #deadline: number | undefined = undefined;
   #controller: AbortController | undefined = undefined;
   #abortReason: ConnectError | undefined = undefined;
   #finished = false;
   #url: string | undefined = undefined;
-  #requestHeader: Headers | undefined = undefined;
-  #responseHeader: Headers | undefined = undefined;
-  #responseTrailer: Headers | undefined = undefined;
-  #values: ContextValues | undefined = undefined;
+  #values: CallValues | undefined = undefined;
 
-  constructor(init: ContextInit) {
-    this.#init = init;
-    this.method = init.method;
-    this.service = init.method.parent;
-    this.protocolName = init.protocolName;
-    this.requestMethod = init.requestMethod;
+  constructor(
+    readonly source: CallSource,
+    readonly method: DescMethod,
+    readonly protocolName: string,
+    readonly requestMethod: string,
+    responseHeader: Readonly<Record<string, string>>,
+    responseTrailer: Readonly<Record<string, string>>,
+  ) {
+    this.service = method.parent;
+    this.requestHeader = new LazyHeaders(source.nodeHeaders, true);
+    this.responseHeader = new LazyHeaders(responseHeader, false);
+    this.responseTrailer = new LazyHeaders(responseTrailer, false);
   }
 
   /** The call's deadline, `ms` from now: the engine's own timer ends the call then. */
@@ -58,23 +55,19 @@ export class EngineContext implements HandlerContext {
   }
 
   get url(): string {
-    return (this.#url ??= new URL(this.#init.path, `${this.#init.scheme}://${this.#init.authority}`).toString());
+    return (this.#url ??= requestUrl(this.source.scheme, this.source.authority, this.source.path));
   }
 
   readonly timeoutMs = (): number | undefined => (this.#deadline === undefined ? undefined : this.#deadline - Date.now());
 
-  /** Aborts with the call's end: its deadline, the client's cancel, shutdown, or (reason undefined) completion. */
+  /** Aborts with the call's end: its deadline, the client's cancel, shutdown, or (a plain AbortError) completion. */
   get signal(): AbortSignal {
     if (this.#controller === undefined) {
       this.#controller = new AbortController();
       if (this.#abortReason !== undefined) this.#controller.abort(this.#abortReason);
+      else if (this.#finished) this.#controller.abort(callEnded);
     }
     return this.#controller.signal;
-  }
-
-  /** Why the call was aborted, if it was: a handler that never read the signal learns it here. */
-  get abortReason(): ConnectError | undefined {
-    return this.#abortReason;
   }
 
   abort(reason: ConnectError): void {
@@ -90,41 +83,12 @@ export class EngineContext implements HandlerContext {
     this.#controller?.abort(callEnded);
   }
 
-  get requestHeader(): Headers {
-    if (this.#requestHeader === undefined) {
-      const header = new Headers();
-      const nodeHeaders = this.#init.nodeHeaders;
-      for (const key in nodeHeaders) {
-        if (key.charCodeAt(0) === 0x3a /* : */) continue;
-        const value = nodeHeaders[key];
-        if (value === undefined) continue;
-        if (typeof value === "string") header.append(key, value);
-        else for (const v of value) header.append(key, v);
-      }
-      this.#requestHeader = header;
-    }
-    return this.#requestHeader;
-  }
-
-  get responseHeader(): Headers {
-    return (this.#responseHeader ??= new Headers(this.#init.responseHeader));
-  }
-
-  get responseTrailer(): Headers {
-    return (this.#responseTrailer ??= new Headers(this.#init.responseTrailer));
-  }
-
-  /** The response headers as the handler left them, or undefined when nobody touched them. */
-  get touchedResponseHeader(): Headers | undefined {
-    return this.#responseHeader;
-  }
-
-  get touchedResponseTrailer(): Headers | undefined {
-    return this.#responseTrailer;
-  }
-
   get values(): ContextValues {
-    return (this.#values ??= this.#init.values());
+    if (this.#values === undefined) {
+      this.#values = new CallValues();
+      this.source.initialValues(this.#values);
+    }
+    return this.#values;
   }
 }
 
@@ -134,3 +98,117 @@ export class EngineContext implements HandlerContext {
  * DOMException with a stack trace (~7 µs measured here).
  */
 const callEnded = new DOMException("The call has ended.", "AbortError");
+
+/** connect-es's ContextValues, as one small object instead of three closures per call. */
+export class CallValues implements ContextValues {
+  readonly #values = new Map<symbol, unknown>();
+
+  get<T>(key: ContextKey<T>): T {
+    return this.#values.has(key.id) ? (this.#values.get(key.id) as T) : key.defaultValue;
+  }
+
+  set<T>(key: ContextKey<T>, value: T): this {
+    this.#values.set(key.id, value);
+    return this;
+  }
+
+  delete(key: ContextKey<unknown>): this {
+    this.#values.delete(key.id);
+    return this;
+  }
+}
+
+/**
+ * Headers that fill themselves from Node's parsed headers, or from a
+ * protocol's initial ones, the first time anything reads or writes them.
+ * An interceptor or handler that never looks at them costs an empty Headers
+ * (~0.04 µs) instead of a filled one (~2.5 µs for four entries).
+ */
+export class LazyHeaders extends Headers {
+  #source: IncomingHttpHeaders | Readonly<Record<string, string>> | undefined;
+  readonly #fromNode: boolean;
+
+  constructor(source: IncomingHttpHeaders | Readonly<Record<string, string>>, fromNode: boolean) {
+    super();
+    this.#source = source;
+    this.#fromNode = fromNode;
+  }
+
+  /** Whether anything used them: untouched response headers are still the protocol's initial ones. */
+  get touched(): boolean {
+    return this.#source === undefined;
+  }
+
+  #fill(): void {
+    const source = this.#source;
+    if (source === undefined) return;
+    this.#source = undefined;
+    for (const key in source) {
+      if (this.#fromNode && key.charCodeAt(0) === 0x3a /* : */) continue;
+      const value = (source as IncomingHttpHeaders)[key];
+      if (value === undefined) continue;
+      if (typeof value === "string") super.append(key, value);
+      else for (const v of value) super.append(key, v);
+    }
+  }
+
+  override append(name: string, value: string): void {
+    this.#fill();
+    super.append(name, value);
+  }
+  override delete(name: string): void {
+    this.#fill();
+    super.delete(name);
+  }
+  override get(name: string): string | null {
+    this.#fill();
+    return super.get(name);
+  }
+  override getSetCookie(): string[] {
+    this.#fill();
+    return super.getSetCookie();
+  }
+  override has(name: string): boolean {
+    this.#fill();
+    return super.has(name);
+  }
+  override set(name: string, value: string): void {
+    this.#fill();
+    super.set(name, value);
+  }
+  override forEach(callback: (value: string, key: string, parent: Headers) => void, thisArg?: unknown): void {
+    this.#fill();
+    super.forEach(callback, thisArg);
+  }
+  override entries(): HeadersIterator<[string, string]> {
+    this.#fill();
+    return super.entries();
+  }
+  override keys(): HeadersIterator<string> {
+    this.#fill();
+    return super.keys();
+  }
+  override values(): HeadersIterator<string> {
+    this.#fill();
+    return super.values();
+  }
+  override [Symbol.iterator](): HeadersIterator<[string, string]> {
+    this.#fill();
+    return super[Symbol.iterator]();
+  }
+}
+
+/**
+ * The request's URL as connect-node builds it (`new URL(path, base)`), by
+ * concatenation when nothing in it would be normalised (~1 µs saved).
+ */
+function requestUrl(scheme: string, authority: string, path: string): string {
+  if (plainAuthority.test(authority) && plainPath.test(path) && !/\/\.\.?(\/|$|\?)/.test(path)) {
+    const port = authority.slice(authority.lastIndexOf(":") + 1);
+    if (!(scheme === "http" && port === "80") && !(scheme === "https" && port === "443")) return `${scheme}://${authority}${path}`;
+  }
+  return new URL(path, `${scheme}://${authority}`).toString();
+}
+
+const plainAuthority = /^[a-z0-9.-]+(:[1-9][0-9]*)?$/;
+const plainPath = /^\/[A-Za-z0-9._~!$&()*+,;=:@\/-]*(\?[A-Za-z0-9._~!$&()*+,;=:@\/?%-]*)?$/;

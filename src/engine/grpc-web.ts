@@ -100,8 +100,19 @@ class GrpcWebCall extends HttpCall {
     } catch (e) {
       return this.fail(e, true);
     }
-    if (output instanceof Promise) output.then((o) => this.#reply(o), (e: unknown) => this.fail(e, true));
+    if (output instanceof Promise) void this.#replyWhenDone(output);
     else this.#reply(output);
+  }
+
+  /** An async method rather than then() with two closures: a call allocates none. */
+  async #replyWhenDone(output: Promise<Message>): Promise<void> {
+    let message: Message;
+    try {
+      message = await output;
+    } catch (e) {
+      return this.fail(e, true);
+    }
+    this.#reply(message);
   }
 
   /** The deadline is the handler's error once the call reached it; before, the body's reading failed. */
@@ -126,7 +137,7 @@ class GrpcWebCall extends HttpCall {
     if (this.record !== undefined) this.record.sent = 1;
     if (!this.settle()) return;
     this.ctx.finish();
-    const trailer = this.ctx.touchedResponseTrailer;
+    const trailer = this.ctx.responseTrailer.touched ? this.ctx.responseTrailer : undefined;
     const minBytes = this.engine.settings.compressMinBytes;
     if (this.compression === null || (data.byteLength < minBytes && trailer === undefined)) {
       const end = trailer === undefined ? okTrailerFrame : encodeEnvelope(trailerFlag, trailerSerialize(trailer));
@@ -147,7 +158,7 @@ class GrpcWebCall extends HttpCall {
     if (fromService && this.record !== undefined) this.record.cause = e;
     const error = asError(e);
     this.ctx.abort(error);
-    const trailer = setTrailerStatus(this.ctx.touchedResponseTrailer ?? new Headers(okTrailer), error);
+    const trailer = setTrailerStatus(this.ctx.responseTrailer, error);
     envelopeCompress({ flags: trailerFlag, data: trailerSerialize(trailer) }, this.compression, this.engine.settings.compressMinBytes).then(
       (frame) => this.#write(encodeEnvelope(frame.flags, frame.data)),
       // connect-node leaves such a response unwritten; a reset at least ends it.
@@ -158,11 +169,11 @@ class GrpcWebCall extends HttpCall {
   /** connect-node's gRPC-Web answer: HTTP 200 without a length (chunked on HTTP/1.1), the status in the body. */
   #write(body: Uint8Array): void {
     let out: OutgoingHttpHeaders;
-    const touched = this.ctx.touchedResponseHeader;
-    if (touched === undefined) out = { ...initialHeaders(this.binary, this.compression) };
+    const headers = this.ctx.responseHeader;
+    if (!headers.touched) out = { ...initialHeaders(this.binary, this.compression) };
     else {
       out = {};
-      touched.forEach((value, key) => (out[key] = value));
+      headers.forEach((value, key) => (out[key] = value));
     }
     (this.res as ServerResponse).writeHead(200, out);
     this.res.end(body);

@@ -6,10 +6,10 @@ import { grpcStatusOk, parseTimeout, setTrailerStatus } from "@connectrpc/connec
 import type { Call } from "../observability/calls.js";
 import { capDeadline } from "../transport/limits.js";
 import { releaseAfterResponse, type StreamHandler } from "../transport/listener.js";
-import { EngineContext } from "./context.js";
+import { type CallSource, type CallValues, EngineContext } from "./context.js";
 import type { ActiveCall, Engine, MethodEntry } from "./engine.js";
 import { compressedFlag, type Envelope, envelope, EnvelopeSplitter } from "./envelopes.js";
-import { connectionPeer } from "../observability/calls.js";
+import { connectionPeer, withCall } from "../observability/calls.js";
 import { asError, deadlineExceeded, extraInput, incompleteEnvelope, missingInput } from "./errors.js";
 import { headerValue } from "./headers.js";
 import { MessageQueue } from "./message-queue.js";
@@ -102,7 +102,7 @@ const kCall = Symbol("engine.grpc.call");
 type Stream = http2.ServerHttp2Stream & { [kCall]?: GrpcCall };
 
 /** One call on one stream. Listeners are shared functions that find the call on the stream: no closures per call. */
-abstract class GrpcCall implements ActiveCall {
+abstract class GrpcCall implements ActiveCall, CallSource {
   /** Set once the response's end (trailers) is decided; later events are ignored. */
   done = false;
   readonly ctx: EngineContext;
@@ -122,18 +122,23 @@ abstract class GrpcCall implements ActiveCall {
     readonly headers: ResponseHeaders,
   ) {
     this.reader = new EnvelopeSplitter(engine.settings.readMaxBytes);
-    this.ctx = new EngineContext({
-      method: entry.method,
-      protocolName: "grpc",
-      requestMethod: "POST",
-      nodeHeaders: requestHeaders,
-      scheme: (stream.session?.socket as { encrypted?: boolean } | undefined)?.encrypted ? "https" : "http",
-      authority: String(requestHeaders[":authority"] ?? requestHeaders.host),
-      path: String(requestHeaders[":path"]),
-      responseHeader: headers.initial(binary, compression),
-      responseTrailer: okTrailer,
-      values: () => engine.observability.contextValuesOf(record),
-    });
+    this.nodeHeaders = requestHeaders;
+    this.ctx = new EngineContext(this, entry.method, "grpc", "POST", headers.initial(binary, compression), okTrailer);
+  }
+
+  // The context's source (CallSource): read only when a handler or interceptor asks.
+  readonly nodeHeaders: http2.IncomingHttpHeaders;
+  get scheme(): string {
+    return (this.stream.session?.socket as { encrypted?: boolean } | undefined)?.encrypted ? "https" : "http";
+  }
+  get authority(): string {
+    return String(this.nodeHeaders[":authority"] ?? this.nodeHeaders.host);
+  }
+  get path(): string {
+    return String(this.nodeHeaders[":path"]);
+  }
+  initialValues(values: CallValues): void {
+    withCall(values, this.record);
   }
 
   /** Deadline (grpc-timeout, already cut to the server's maximum), shutdown, then the body. */
@@ -203,8 +208,8 @@ abstract class GrpcCall implements ActiveCall {
   protected sendHeaders(): void {
     if (this.#headersSent) return;
     this.#headersSent = true;
-    const touched = this.ctx.touchedResponseHeader;
-    const headers = touched === undefined ? this.headers.wire(this.binary, this.compression) : wireHeaders(this.engine, touched);
+    const touched = this.ctx.responseHeader;
+    const headers = touched.touched ? wireHeaders(this.engine, touched) : this.headers.wire(this.binary, this.compression);
     this.stream.respond(headers, { waitForTrailers: true });
   }
 
@@ -219,8 +224,8 @@ abstract class GrpcCall implements ActiveCall {
   protected succeed(last?: Uint8Array): void {
     if (this.done) return;
     this.#finish();
-    const trailer = this.ctx.touchedResponseTrailer;
-    if (trailer !== undefined) this.#trailers = headersObject(trailer);
+    const trailer = this.ctx.responseTrailer;
+    if (trailer.touched) this.#trailers = headersObject(trailer);
     this.ctx.finish();
     this.sendHeaders();
     if (last === undefined) this.stream.end();
@@ -234,8 +239,7 @@ abstract class GrpcCall implements ActiveCall {
     if (cause && this.record) this.record.cause = error;
     const status = asError(error);
     this.ctx.abort(status);
-    const trailer = this.ctx.touchedResponseTrailer ?? new Headers(okTrailer);
-    this.#trailers = headersObject(setTrailerStatus(trailer, status));
+    this.#trailers = headersObject(setTrailerStatus(this.ctx.responseTrailer, status));
     if (this.stream.closed) return; // reset by the client: nobody to tell
     this.sendHeaders();
     this.stream.end();
@@ -303,8 +307,19 @@ class UnaryGrpcCall extends GrpcCall {
     } catch (e) {
       return this.fail(e, true);
     }
-    if (output instanceof Promise) output.then((o) => this.#reply(o), (e: unknown) => this.fail(e, true));
+    if (output instanceof Promise) void this.#replyWhenDone(output);
     else this.#reply(output);
+  }
+
+  /** An async method rather than then() with two closures: a call allocates none. */
+  async #replyWhenDone(output: Promise<Message>): Promise<void> {
+    let message: Message;
+    try {
+      message = await output;
+    } catch (e) {
+      return this.fail(e, true);
+    }
+    this.#reply(message);
   }
 
   #reply(output: Message): void {

@@ -3,7 +3,8 @@ import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { deadlineExceeded } from "./errors.js";
 import type { Call } from "../observability/calls.js";
-import { EngineContext } from "./context.js";
+import { type CallSource, type CallValues, EngineContext } from "./context.js";
+import { withCall } from "../observability/calls.js";
 import { headerValue } from "./headers.js";
 import type { ActiveCall, Engine, MethodEntry } from "./engine.js";
 
@@ -22,7 +23,7 @@ type TaggedResponse = Response & { [kCall]?: HttpCall };
  * context, its deadline, and its body as it arrives. The body's listeners
  * are shared functions that find the call on the request: no closures per call.
  */
-export abstract class HttpCall implements ActiveCall {
+export abstract class HttpCall implements ActiveCall, CallSource {
   readonly ctx: EngineContext;
   readonly record: Call | undefined;
   done = false;
@@ -38,23 +39,28 @@ export abstract class HttpCall implements ActiveCall {
     responseTrailer: Readonly<Record<string, string>>,
   ) {
     this.record = engine.observability.callOf(req);
-    const record = this.record;
-    this.ctx = new EngineContext({
-      method: entry.method,
-      protocolName,
-      requestMethod: req.method ?? "",
-      nodeHeaders: req.headers,
-      scheme: (req.socket as { encrypted?: boolean }).encrypted ? "https" : "http",
-      authority: ("authority" in req ? req.authority : req.headers.host) ?? "",
-      path: req.url ?? "",
-      responseHeader,
-      responseTrailer,
-      values: () => engine.observability.contextValuesOf(record),
-    });
+    this.ctx = new EngineContext(this, entry.method, protocolName, req.method ?? "", responseHeader, responseTrailer);
     engine.active.add(this);
     // The response's end, however it comes, ends the call: a client that goes away aborts its context.
     (res as TaggedResponse)[kCall] = this;
     res.once("close", onResponseClose);
+  }
+
+  // The context's source (CallSource): read only when a handler or interceptor asks.
+  get nodeHeaders(): Request["headers"] {
+    return this.req.headers;
+  }
+  get scheme(): string {
+    return (this.req.socket as { encrypted?: boolean }).encrypted ? "https" : "http";
+  }
+  get authority(): string {
+    return ("authority" in this.req ? this.req.authority : this.req.headers.host) ?? "";
+  }
+  get path(): string {
+    return this.req.url ?? "";
+  }
+  initialValues(values: CallValues): void {
+    withCall(values, this.record);
   }
 
   /** Starts the call's deadline; false when it has already passed (the caller answers DEADLINE_EXCEEDED unread). */

@@ -63,6 +63,7 @@ export function createHttpHandler(options: HandlerOptions): RequestHandler {
     });
 }
 
+
 /** connectNodeAdapter's request handler, over the router the engine shares instead of one of its own. */
 function generalPath(table: RouteTable, contextValues: (req: Request) => ContextValues, fallback: RequestHandler | undefined): RequestHandler {
   return (req, res) => {

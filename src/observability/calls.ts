@@ -145,15 +145,14 @@ export class Observability {
   }
 
   /** For connect-node's `contextValues`: hands the call to the interceptor. */
-  readonly contextValues = (req: NodeRequest): ContextValues => this.contextValuesOf(this.callOf(req));
+  readonly contextValues = (req: NodeRequest): ContextValues => withCall(createContextValues(), this.callOf(req));
 
-  /** The context values of a call: interceptors find its record there (tracing adds its ids to the line). */
-  contextValuesOf(call: Call | undefined): ContextValues {
-    const values = createContextValues();
-    if (call !== undefined) values.set(callKey, call);
-    return values;
-  }
+}
 
+/** A call's context values: interceptors find its record there (tracing adds its ids to the line). */
+export function withCall(values: ContextValues, call: Call | undefined): ContextValues {
+  if (call !== undefined) values.set(callKey, call);
+  return values;
 }
 
 /**
