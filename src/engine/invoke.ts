@@ -159,7 +159,7 @@ function mergeRequest(ctx: EngineContext, req: UnaryRequest | StreamRequest): Ha
     protocolName: ctx.protocolName,
     requestMethod: ctx.requestMethod,
     url: req.url,
-    timeoutMs: ctx.timeoutMs,
+    timeoutMs: () => ctx.timeoutMs(),
     signal: req.signal,
     requestHeader: req.header,
     values: req.contextValues,
