@@ -151,28 +151,16 @@ class ConnectCall extends HttpCall {
       return this.fail(e);
     }
     this.reached();
-    let output: Message | Promise<Message>;
-    try {
-      output = this.entry.invoker.unary(this.ctx, message);
-    } catch (e) {
-      return this.fail(e, true);
-    }
-    if (output instanceof Promise) void this.#replyWhenDone(output);
-    else this.#reply(output);
+    this.entry.invoker.unary(this.ctx, message, this);
   }
 
-  /** An async method rather than then() with two closures: a call allocates none. */
-  async #replyWhenDone(output: Promise<Message>): Promise<void> {
-    let message: Message;
-    try {
-      message = await output;
-    } catch (e) {
-      return this.fail(e, true);
-    }
-    this.#reply(message);
+  /** For the invoker: the handler or an interceptor threw. */
+  failed(error: unknown): void {
+    this.fail(error, true);
   }
 
-  #reply(output: Message): void {
+  /** For the invoker: the handler's answer. */
+  reply(output: Message): void {
     if (this.done) return;
     let bytes: Uint8Array;
     try {

@@ -94,25 +94,12 @@ class GrpcWebCall extends HttpCall {
     if (this.#reader.incomplete) return this.fail(incompleteEnvelope());
     if (this.#message === undefined) return this.fail(missingInput("unary"));
     this.reached();
-    let output: Message | Promise<Message>;
-    try {
-      output = this.entry.invoker.unary(this.ctx, this.#message);
-    } catch (e) {
-      return this.fail(e, true);
-    }
-    if (output instanceof Promise) void this.#replyWhenDone(output);
-    else this.#reply(output);
+    this.entry.invoker.unary(this.ctx, this.#message, this);
   }
 
-  /** An async method rather than then() with two closures: a call allocates none. */
-  async #replyWhenDone(output: Promise<Message>): Promise<void> {
-    let message: Message;
-    try {
-      message = await output;
-    } catch (e) {
-      return this.fail(e, true);
-    }
-    this.#reply(message);
+  /** For the invoker: the handler or an interceptor threw. */
+  failed(error: unknown): void {
+    this.fail(error, true);
   }
 
   /** The deadline is the handler's error once the call reached it; before, the body's reading failed. */
@@ -126,7 +113,8 @@ class GrpcWebCall extends HttpCall {
     this.fail(reason, true);
   }
 
-  #reply(output: Message): void {
+  /** For the invoker: the handler's answer. */
+  reply(output: Message): void {
     if (this.done) return;
     let data: Uint8Array;
     try {

@@ -13,6 +13,12 @@ import type { EngineContext } from "./context.js";
 import type { RoutedMethod } from "./route-table.js";
 
 type AnyFn = (req: UnaryRequest | StreamRequest) => Promise<UnaryResponse | StreamResponse>;
+
+/** Where a unary call's outcome goes: its output, or what its handler or an interceptor threw. */
+export interface UnaryReceiver {
+  reply(output: Message): void;
+  failed(error: unknown): void;
+}
 type Impl = (input: unknown, ctx: HandlerContext) => unknown;
 
 /**
@@ -38,19 +44,45 @@ export class Invoker {
     this.#chain = interceptors.length === 0 ? undefined : interceptors.reduceRight<AnyFn>((next, i) => i(next as never) as AnyFn, last);
   }
 
-  /** A unary call: the output message, or a promise of it when the handler or an interceptor is asynchronous. */
-  unary(ctx: EngineContext, input: Message): Message | Promise<Message> {
-    if (this.#chain === undefined) {
-      const out = this.#impl(input, ctx);
-      return isPromise(out) ? out.then((o) => create(this.#output, o as never)) : create(this.#output, out as never);
+  /**
+   * A unary call: its output, or what the handler or an interceptor threw,
+   * goes to `receiver`, synchronously when everything was synchronous. One
+   * async step at most, and no closures, per call.
+   */
+  unary(ctx: EngineContext, input: Message, receiver: UnaryReceiver): void {
+    if (this.#chain !== undefined) {
+      void this.#unaryChain(this.#chain, ctx, input, receiver);
+      return;
     }
-    return this.#unaryChain(this.#chain, ctx, input);
+    let out: unknown;
+    try {
+      out = this.#impl(input, ctx);
+    } catch (e) {
+      return receiver.failed(e);
+    }
+    if (isPromise(out)) void this.#settle(out, receiver);
+    else receiver.reply(create(this.#output, out as never));
   }
 
-  async #unaryChain(chain: AnyFn, ctx: EngineContext, input: Message): Promise<Message> {
-    const res = await chain(unaryRequest(ctx, input));
+  async #unaryChain(chain: AnyFn, ctx: EngineContext, input: Message, receiver: UnaryReceiver): Promise<void> {
+    let res: UnaryResponse | StreamResponse;
+    try {
+      res = await chain(unaryRequest(ctx, input));
+    } catch (e) {
+      return receiver.failed(e);
+    }
     adoptHeaders(ctx, res);
-    return res.message as Message;
+    receiver.reply(res.message as Message);
+  }
+
+  async #settle(out: Promise<unknown>, receiver: UnaryReceiver): Promise<void> {
+    let message: Message;
+    try {
+      message = create(this.#output, (await out) as never);
+    } catch (e) {
+      return receiver.failed(e);
+    }
+    receiver.reply(message);
   }
 
   /**
@@ -67,16 +99,28 @@ export class Invoker {
   }
 
   /** The innermost step of the chain: the implementation with the context as the request now has it. */
-  async #callImplementation(req: UnaryRequest | StreamRequest): Promise<UnaryResponse | StreamResponse> {
+  #callImplementation(req: UnaryRequest | StreamRequest): Promise<UnaryResponse | StreamResponse> {
     const engineCtx = contextOf(req);
     // Untouched by the interceptors, the request's context is the engine's own; else connect-es's merge.
     const handlerCtx = untouched(engineCtx, req) ? engineCtx : mergeRequest(engineCtx, req);
-    if (req.stream) {
-      const message = await this.#streamOutput(req.message as AsyncIterable<Message>, handlerCtx);
-      return response(engineCtx, true, message) as StreamResponse;
+    if (req.stream) return this.#streamResponse(engineCtx, handlerCtx, req.message as AsyncIterable<Message>);
+    let out: unknown;
+    try {
+      out = this.#impl(req.message, handlerCtx);
+    } catch (e) {
+      return Promise.reject(e);
     }
-    const message = create(this.#output, (await this.#impl(req.message, handlerCtx)) as never);
-    return response(engineCtx, false, message) as UnaryResponse;
+    // A synchronous handler's answer needs no async function around it.
+    if (isPromise(out)) return this.#unaryResponse(engineCtx, out);
+    return Promise.resolve(response(engineCtx, false, create(this.#output, out as never)));
+  }
+
+  async #unaryResponse(ctx: EngineContext, out: Promise<unknown>): Promise<UnaryResponse | StreamResponse> {
+    return response(ctx, false, create(this.#output, (await out) as never));
+  }
+
+  async #streamResponse(ctx: EngineContext, handlerCtx: HandlerContext, input: AsyncIterable<Message>): Promise<StreamResponse> {
+    return response(ctx, true, await this.#streamOutput(input, handlerCtx)) as StreamResponse;
   }
 
   async #streamOutput(input: AsyncIterable<Message>, ctx: HandlerContext): Promise<AsyncIterable<Message>> {
