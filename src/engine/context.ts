@@ -213,21 +213,29 @@ export class LazyHeaders extends Headers {
  */
 function requestUrl(scheme: string, authority: string, path: string): string {
   const base = `${scheme}://${authority}`;
-  if (plainBases.has(base) && plainPath.test(path)) return base + path;
-  if (plainAuthority.test(authority) && plainPath.test(path)) {
-    const port = authority.slice(authority.lastIndexOf(":") + 1);
-    if (!(scheme === "http" && port === "80") && !(scheme === "https" && port === "443")) {
-      // Clients use a handful of authorities; bound the memo anyway.
-      if (plainBases.size < 64) plainBases.add(base);
-      return base + path;
-    }
+  let plainBase = plainBases.get(base);
+  if (plainBase === undefined) remember(plainBases, base, (plainBase = plainAuthority.test(authority) && !defaultPort(scheme, authority)));
+  if (plainBase) {
+    let plain = plainPaths.get(path);
+    if (plain === undefined) remember(plainPaths, path, (plain = plainPath.test(path)));
+    if (plain) return base + path;
   }
   return new URL(path, base).toString();
 }
 
-/** Scheme and authority pairs that new URL() leaves as they are. */
-const plainBases = new Set<string>();
+function defaultPort(scheme: string, authority: string): boolean {
+  const port = authority.slice(authority.lastIndexOf(":") + 1);
+  return (scheme === "http" && port === "80") || (scheme === "https" && port === "443");
+}
 
+/** Whether new URL() leaves a base or a path alone, remembered: clients use a handful of each (bounded anyway). */
+function remember(memo: Map<string, boolean>, value: string, plain: boolean): void {
+  if (memo.size < 256) memo.set(value, plain);
+}
+
+const plainBases = new Map<string, boolean>();
+const plainPaths = new Map<string, boolean>();
 const plainAuthority = /^[a-z0-9.-]+(:[1-9][0-9]*)?$/;
+
 /** A path without dot segments or characters new URL() would encode, and an optional query of the same. */
 const plainPath = /^(\/(?!\.\.?(\/|\?|$))[A-Za-z0-9._~!$&()*+,;=:@-]*)+(\?[A-Za-z0-9._~!$&()*+,;=:@\/?%-]*)?$/;
