@@ -8,6 +8,7 @@ import {
   type UniversalHandlerOptions,
 } from "@connectrpc/connect/protocol";
 import type { Observability } from "../observability/calls.js";
+import { envelope } from "./envelopes.js";
 import { Invoker } from "./invoke.js";
 import type { RouteTable, RoutedMethod } from "./route-table.js";
 
@@ -20,6 +21,7 @@ export class MethodEntry {
   /** Marked NO_SIDE_EFFECTS in its proto: Connect GET may call it. */
   readonly idempotent: boolean;
   readonly #encodings = [new WeakMap<object, Uint8Array>(), new WeakMap<object, Uint8Array>()];
+  readonly #envelopes = [new WeakMap<object, Uint8Array>(), new WeakMap<object, Uint8Array>()];
 
   constructor(routed: RoutedMethod, interceptors: readonly Interceptor[], settings: UniversalHandlerOptions) {
     this.path = routed.requestPath;
@@ -40,6 +42,18 @@ export class MethodEntry {
     let bytes = cache.get(message);
     if (bytes === undefined) {
       bytes = this.serialization.getO(binary).serialize(message);
+      cache.set(message, bytes);
+    }
+    return bytes;
+  }
+
+  /** An output message as an uncompressed envelope (gRPC, gRPC-Web), kept like its bytes for a frozen message. */
+  envelope(message: Message, binary: boolean): Uint8Array {
+    if (!Object.isFrozen(message)) return envelope(0, this.encode(message, binary));
+    const cache = this.#envelopes[binary ? 1 : 0]!;
+    let bytes = cache.get(message);
+    if (bytes === undefined) {
+      bytes = envelope(0, this.encode(message, binary));
       cache.set(message, bytes);
     }
     return bytes;

@@ -12,7 +12,7 @@ import {
   trailerSerialize,
 } from "@connectrpc/connect/protocol-grpc-web";
 import type { Engine, MethodEntry } from "./engine.js";
-import { compressedFlag, envelope, EnvelopeSplitter } from "./envelopes.js";
+import { compressedFlag, EnvelopeSplitter } from "./envelopes.js";
 import { asError, deadlineExceeded, extraInput, incompleteEnvelope, missingInput } from "./errors.js";
 import { header, HttpCall, type HttpProtocol, type Request, type Response } from "./http-call.js";
 
@@ -129,7 +129,7 @@ class GrpcWebCall extends HttpCall {
     const minBytes = this.engine.settings.compressMinBytes;
     if (this.compression === null || (data.byteLength < minBytes && trailer === undefined)) {
       const end = trailer === undefined ? okTrailerFrame : encodeEnvelope(trailerFlag, trailerSerialize(trailer));
-      return this.#write(Buffer.concat([envelope(0, data), end]));
+      return this.#write(Buffer.concat([this.entry.envelope(output, this.binary), end]));
     }
     Promise.all([
       envelopeCompress({ flags: 0, data }, this.compression, minBytes),

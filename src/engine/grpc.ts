@@ -215,8 +215,9 @@ abstract class GrpcCall implements ActiveCall, CallSource {
 
   /** A message's envelope; a promise only when it is compressed. */
   protected envelopeOf(message: Message): Uint8Array | Promise<Uint8Array> {
+    if (this.compression === null) return this.entry.envelope(message, this.binary);
     const data = this.entry.encode(message, this.binary);
-    if (this.compression === null || data.byteLength < this.engine.settings.compressMinBytes) return envelope(0, data);
+    if (data.byteLength < this.engine.settings.compressMinBytes) return this.entry.envelope(message, this.binary);
     return this.compression.compress(data).then((compressed) => envelope(compressedFlag, compressed));
   }
 
