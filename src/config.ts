@@ -24,11 +24,9 @@ export interface Config {
   /** Lowest level written to the log; "info" logs one line per RPC, "silent" nothing. */
   logLevel: LogLevel;
   /**
-   * Hot calls are answered by specialised paths (src/fast-connect.ts and
-   * src/fast-grpc-web.ts for Connect and gRPC-Web unary, src/fast-grpc.ts
-   * for gRPC on HTTP/2 streams)
-   * instead of connect-node's general one; false sends everything through
-   * connect-node, to compare the two.
+   * Calls are answered by the server's protocol engine (src/engine/), for
+   * every method it can serve; false (--no-fast-path) sends every call
+   * through connect-node's general path instead, to compare the two.
    */
   fastPath: boolean;
   /** Processes serving the port (node:cluster, src/transport/workers.ts); 1 means this process alone, no primary. */
@@ -94,14 +92,16 @@ Connection lifetime (HTTP/2; the age also closes HTTP/1.1 connections):
                               "too_many_pings" after 2 strikes (default 5m; 0: any rate)
 
   --no-fast-path       answer every call through connect-node's general path, none through the
-                       fast paths for hot Connect, gRPC-Web and gRPC calls (for comparing the two)
+                       server's engine (src/engine/; same answers, for comparing the two)
   -h, --help           show this help
 
 Environment:
   PORT                 port to listen on, when --port is not given
   LOG_LEVEL            log level, when --log-level is not given
-  OTEL_*               OpenTelemetry tracing, off unless OTEL_EXPORTER_OTLP_ENDPOINT or
-                       OTEL_TRACES_EXPORTER asks for it (src/observability/tracing.ts)`;
+  OTEL_*               OpenTelemetry tracing, off unless OTEL_EXPORTER_OTLP_ENDPOINT,
+                       OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_TRACES_EXPORTER asks for it;
+                       OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none turn it off;
+                       OTEL_SERVICE_NAME (default routeguide) (src/observability/tracing.ts)`;
 
 export class ConfigError extends Error {
   override name = "ConfigError";

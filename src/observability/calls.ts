@@ -116,7 +116,7 @@ export class Observability {
 
   /**
    * The call observe() started for this request, for a handler that answers
-   * it without Connect's interceptor (src/fast-connect.ts): it fills in what
+   * it without Connect's interceptor (the engine, src/engine/): it fills in what
    * the interceptor would (reached, received, sent, cause).
    */
   callOf(req: NodeRequest): Call | undefined {

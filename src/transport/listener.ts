@@ -24,7 +24,7 @@ export interface ListenerOptions {
   idleTimeoutMs: number;
   /** Max connection age, keepalive pings and the client-ping policy (src/transport/connection-lifetime.ts); without it, none. */
   lifetime?: ConnectionLifetime;
-  /** Fast path (src/fast-grpc.ts): sees each HTTP/2 stream before Node's compat layer and the handler do. */
+  /** The engine's gRPC (src/engine/grpc.ts): sees each HTTP/2 stream before Node's compat layer and the handler do. */
   onStream?: StreamHandler;
 }
 
@@ -174,7 +174,7 @@ function track(
 
 /**
  * Every stream passes here first: the idle watch counts it, then `onStream`
- * (the fast path) may take it; the rest go to Node's compat layer (the
+ * (the engine's gRPC) may take it; the rest go to Node's compat layer (the
  * server's one "stream" listener, added for the request handler), with the
  * same arguments, and are released after their response.
  */
