@@ -13,7 +13,6 @@ import { NameSchema } from "../gen/route_guide_pb.js";
 import type { Config } from "../src/config.js";
 import { loadDirectory } from "../src/routeguide/directory.js";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
-import { validateUniversalHandlerOptions } from "@connectrpc/connect/protocol";
 import { createConnectEngine } from "../src/engine/connect.js";
 import { Engine } from "../src/engine/engine.js";
 import { createGrpcWebEngine } from "../src/engine/grpc-web.js";
@@ -395,8 +394,7 @@ describe("the fast paths take exactly the requests they handle, and they are obs
     observability = new Observability(table, await createLogger("info", logs));
     const engine = new Engine({
       table,
-      settings: validateUniversalHandlerOptions(settings),
-      interceptors: [validationInterceptor],
+      routerOptions: { ...settings, interceptors: [validationInterceptor] },
       observability,
       maxDeadlineMs: 0,
     });

@@ -1,40 +1,37 @@
-// The gRPC fast path (src/fast-grpc.ts) against Connect's own path: the same
-// raw HTTP/2 requests go to a server with the fast path and to one started
-// with --no-fast-path, and must get the same answer (status, headers,
-// trailers, body, reset), the same log line and the same metrics. A spy on
-// Node's compat response proves which path answered each request (the fast
-// path never makes one), so a fast path that silently handed everything to
-// the request handler would fail here.
+// RouteGuide over gRPC through the engine (src/engine/grpc.ts) against
+// Connect's own path: the same raw HTTP/2 requests go to a server with the
+// engine and to one started with --no-fast-path, and must get the same
+// answer, log line and metrics (test/support/differential.ts). A spy on
+// Node's compat response proves which path answered each request (the
+// engine answers on the HTTP/2 stream and never makes one), so an engine
+// that silently handed everything to the request handler would fail here.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import http from "node:http";
+import { rm, mkdtemp, writeFile } from "node:fs/promises";
 import http2 from "node:http2";
-import https from "node:https";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import { brotliDecompressSync, gunzipSync, gzipSync } from "node:zlib";
 import { create, fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { PersonSchema } from "../gen/person_pb.js";
 import { NameSchema } from "../gen/route_guide_pb.js";
-import { type Config, defaultConfig } from "../src/config.js";
+import type { Config } from "../src/config.js";
 import { defaultLimits } from "../src/transport/limits.js";
-import { createLogger } from "../src/observability/logging.js";
-import { startServer, type RunningServer } from "../src/server.js";
+import {
+  assertSame as assertSameAnswers,
+  exchange,
+  type Observed as Answers,
+  observeWith,
+  type Pair,
+  type Side,
+  startPair as startServers,
+  type Step,
+} from "./support/differential.js";
 import { envelope, nameBytes } from "./support/raw.js";
-
-/** Log lines read back from the server's logger. */
-class LogLines {
-  readonly entries: Array<Record<string, unknown>> = [];
-  write(line: string): void {
-    this.entries.push(JSON.parse(line) as Record<string, unknown>);
-  }
-}
+import { startLoggedServer } from "./support/server.js";
+import { throwawayCertificate, type Certificate } from "./support/tls.js";
 
 /** Counts, per server port, the responses Node's compat layer wrote: the request handler's, Connect's path among them. */
 const compatResponses = new Map<number, number>();
@@ -45,194 +42,26 @@ http2.Http2ServerResponse.prototype.writeHead = function (this: http2.Http2Serve
   return (writeHead as (...a: unknown[]) => http2.Http2ServerResponse).apply(this, args);
 } as typeof writeHead;
 
-interface Side {
-  server: RunningServer;
-  logs: LogLines;
-}
+const compatCount = (side: Side) => compatResponses.get(side.server.port) ?? 0;
 
-async function startSide(fastPath: boolean, overrides: Partial<Config>): Promise<Side> {
-  const logs = new LogLines();
-  const logger = await createLogger("info", logs);
-  const server = await startServer({ ...defaultConfig(), host: "127.0.0.1", port: 0, fastPath, ...overrides }, { logger });
-  return { server, logs };
-}
-
-/** A server with the fast path and one without, configured alike. */
-async function startPair(overrides: Partial<Config> = {}): Promise<{ fast: Side; connect: Side }> {
-  const [fast, connect] = await Promise.all([startSide(true, overrides), startSide(false, overrides)]);
-  return { fast, connect };
-}
-
-/** What a client does on the stream, in order. Waits only sequence the exchange; nothing asserts on time. */
-type Step =
-  | Buffer
-  | { sleepMs: number }
-  /** Until this many response messages have arrived (bounded by the exchange's timeout). */
-  | { replies: number }
-  /** Something to do at this point of the exchange (e.g. stop the server). */
-  | { then: () => unknown }
-  /** Stop or start reading the replies (flow control then holds the server back). */
-  | "pause reading"
-  | "resume reading"
-  | "end";
-
-interface Reply {
-  status: number | undefined;
-  headers: Record<string, unknown>;
-  trailers: Record<string, unknown> | undefined;
-  /** How many response messages came, and a digest of them all (flags and bytes), for long streams. */
-  count: number;
-  digest: string;
-  /** The first response messages, hex, one per envelope (enough to read a failure). */
-  messages: Array<{ flags: number; hex: string }>;
-  rstCode: number | undefined;
-}
+/** The engine's server and --no-fast-path's, configured alike, with RouteGuide only. */
+const startPair = (overrides: Partial<Config> = {}): Promise<Pair> => startServers(overrides, { exercise: false });
 
 const methods = { unary: "/RouteGuide/GetPerson", bidi: "/RouteGuide/GetPeople" } as const;
 const grpcHeaders = { "content-type": "application/grpc", te: "trailers" };
 
-/** One request on its own connection; resolves when the stream has closed. */
-async function exchange(url: string, headers: http2.OutgoingHttpHeaders, steps: Step[]): Promise<Reply> {
-  const session = http2.connect(url, { rejectUnauthorized: false }); // the TLS tests' certificate is self-signed
-  session.on("error", () => {});
-  try {
-    const stream = session.request({ ":method": "POST", ...headers });
-    const reply: Reply = { status: undefined, headers: {}, trailers: undefined, count: 0, digest: "", messages: [], rstCode: undefined };
-    const digest = createHash("sha256");
-    let body = Buffer.alloc(0);
-    let onReply = () => {};
-    stream.on("response", (h) => {
-      reply.status = Number(h[":status"]);
-      // date changes by the second; everything else must match.
-      reply.headers = { ...h, date: h.date === undefined ? "missing" : "present" };
-    });
-    stream.on("trailers", (t) => (reply.trailers = { ...t }));
-    stream.on("data", (chunk: Buffer) => {
-      body = Buffer.concat([body, chunk]);
-      while (body.length >= 5 && body.length >= 5 + body.readUInt32BE(1)) {
-        const length = body.readUInt32BE(1);
-        digest.update(body.subarray(0, 5 + length));
-        if (reply.count++ < 10) reply.messages.push({ flags: body[0]!, hex: body.subarray(5, 5 + length).toString("hex") });
-        body = body.subarray(5 + length);
-      }
-      onReply();
-    });
-    stream.on("error", () => {}); // a reset shows up in rstCode
-    const closed = new Promise<void>((resolve) => stream.on("close", resolve));
-    const timer = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), 10_000);
-    for (const step of steps) {
-      if (stream.destroyed) break;
-      if (Buffer.isBuffer(step)) stream.write(step);
-      else if (step === "end") stream.end();
-      else if (step === "pause reading") stream.pause();
-      else if (step === "resume reading") stream.resume();
-      else if ("sleepMs" in step) await Promise.race([closed, new Promise((r) => setTimeout(r, step.sleepMs))]);
-      else if ("then" in step) step.then();
-      else {
-        await Promise.race([
-          closed,
-          new Promise<void>((resolve) => {
-            onReply = () => reply.count >= step.replies && resolve();
-            onReply();
-          }),
-        ]);
-      }
-    }
-    await closed;
-    clearTimeout(timer);
-    if (body.length > 0) reply.messages.push({ flags: -1, hex: `incomplete: ${body.toString("hex")}` });
-    reply.digest = digest.digest("hex");
-    reply.rstCode = stream.rstCode;
-    return reply;
-  } finally {
-    session.destroy();
-  }
-}
-
-/** The RouteGuide series of grpc_server_* counters (durations only by count: their buckets depend on time). */
-async function routeGuideCounters(server: RunningServer): Promise<Map<string, number>> {
-  const text = await getText(`${server.url}/metrics`);
-  const counters = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    const match = /^(grpc_server_\w+)\{(.*)\} (\S+)$/.exec(line);
-    if (!match || !match[2]!.includes('grpc_service="RouteGuide"')) continue;
-    if (match[1]!.startsWith("grpc_server_handling_seconds") && match[1] !== "grpc_server_handling_seconds_count") continue;
-    counters.set(`${match[1]}{${match[2]}}`, Number(match[3]));
-  }
-  return counters;
-}
-
-/** GET over HTTP/1.1, accepting the TLS tests' self-signed certificate. */
-function getText(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const get = url.startsWith("https:") ? https.get : http.get;
-    get(url, { rejectUnauthorized: false, timeout: 10_000 }, (res) => {
-      let text = "";
-      res.setEncoding("utf8");
-      res.on("data", (chunk: string) => (text += chunk));
-      res.on("end", () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`GET ${url}: ${res.statusCode}`))));
-    })
-      .on("timeout", function (this: http.ClientRequest) {
-        this.destroy(new Error(`GET ${url}: no answer within 10 s`));
-      })
-      .on("error", reject);
-  });
-}
-
-function delta(before: Map<string, number>, after: Map<string, number>): Record<string, number> {
-  const changed: Record<string, number> = {};
-  for (const [key, value] of after) {
-    const d = value - (before.get(key) ?? 0);
-    if (d !== 0 && !key.startsWith("grpc_server_calls_in_flight")) changed[key] = d;
-  }
-  return changed;
-}
-
-/** Waits (bounded) until `logs` has `count` entries: a call is logged when its stream closes, just after the client sees it end. */
-async function waitForLines(logs: LogLines, count: number): Promise<void> {
-  for (let i = 0; i < 300 && logs.entries.length < count; i++) await new Promise((r) => setTimeout(r, 10));
-}
-
-/** A log entry without what differs from run to run. */
-function stable(entry: Record<string, unknown>): Record<string, unknown> {
-  const { time, pid, hostname, ms, peer, err, ...rest } = entry;
-  assert.equal(typeof ms, "number");
-  if (peer !== undefined) assert.match(peer as string, /^127\.0\.0\.1:\d+$/);
-  void time, pid, hostname;
-  if (err === undefined) return rest;
-  // An error-level line carries the error; its stack trace is where each path noticed it.
-  const { type, message } = err as { type: string; message: string };
-  return { ...rest, err: { type, message } };
-}
-
-interface Observed {
-  reply: Reply;
-  log: Array<Record<string, unknown>>;
-  metrics: Record<string, number>;
+interface Observed extends Answers {
   /** Responses written through Node's compat layer, i.e. by Connect's path. */
   compat: number;
 }
 
-/** Sends the same request to one side and records everything it produced. */
-async function observe(side: Side, headers: http2.OutgoingHttpHeaders, steps: Step[], lines: number): Promise<Observed> {
-  const before = await routeGuideCounters(side.server);
-  const logged = side.logs.entries.length;
-  const compatBefore = compatResponses.get(side.server.port) ?? 0;
-  const reply = await exchange(side.server.url, headers, steps);
-  await waitForLines(side.logs, logged + lines);
-  const log = side.logs.entries.slice(logged).map(stable);
-  const metrics = delta(before, await routeGuideCounters(side.server));
-  return { reply, log, metrics, compat: (compatResponses.get(side.server.port) ?? 0) - compatBefore };
-}
-
 /**
- * The differential check: both paths answer, log and count alike, and the
- * fast server answered on the fast path (or, for `delegated` requests,
- * through Connect's path).
+ * The differential check over HTTP/2, and that the engine's server answered
+ * on the engine (or, for `delegated` requests, through Connect's path).
  */
 async function assertSame(
-  pair: { fast: Side; connect: Side },
-  headers: http2.OutgoingHttpHeaders,
+  pair: Pair,
+  { ":method": method = "POST", ":path": path, ...headers }: http2.OutgoingHttpHeaders,
   steps: Step[],
   {
     lines = 1,
@@ -245,23 +74,17 @@ async function assertSame(
     except?: string;
   } = {},
 ): Promise<Observed> {
-  const [fast, connect] = await Promise.all([
-    observe(pair.fast, headers, steps, lines),
-    observe(pair.connect, headers, steps, lines),
-  ]);
-  assert.equal(connect.compat, 1, "the reference did not go through Connect's path");
-  assert.equal(fast.compat, delegated ? 1 : 0, delegated ? "expected the request handler to answer" : "expected the fast path to answer");
-  assert.deepEqual(fast.reply, connect.reply);
-  assert.equal(connect.log.length, lines);
-  assert.deepEqual(fast.log, connect.log);
-  const compared = (metrics: Record<string, number>) =>
-    Object.fromEntries(Object.entries(metrics).filter(([key]) => except === undefined || !key.startsWith(except)));
-  assert.deepEqual(compared(fast.metrics), compared(connect.metrics));
-  return fast;
+  const before = [compatCount(pair.engine), compatCount(pair.general)];
+  const request = { http: "2" as const, method: String(method), path: String(path), headers: Object.entries(headers).map(([n, v]): [string, string] => [n, String(v)]), steps, lines };
+  const engine = await assertSameAnswers(pair, request, except === undefined ? {} : { except });
+  assert.equal(compatCount(pair.general) - before[1]!, 1, "the reference did not go through Connect's path");
+  const compat = compatCount(pair.engine) - before[0]!;
+  assert.equal(compat, delegated ? 1 : 0, delegated ? "expected the request handler to answer" : "expected the engine to answer");
+  return { ...engine, compat };
 }
 
 /**
- * The fast path ends a unary call at its deadline, before the late message
+ * The engine ends a unary call at its deadline, before the late message
  * arrives; Connect's path reads it first, then the service sees its expired
  * signal. Same answer, but only Connect's path counts the message as received.
  */
@@ -273,10 +96,10 @@ const bob = envelope(0, nameBytes("Bob"));
 const status = (o: Observed) => Number(o.reply.trailers?.["grpc-status"] ?? o.reply.headers["grpc-status"]);
 
 describe("the gRPC fast path answers as Connect's path does", () => {
-  let pair: { fast: Side; connect: Side };
+  let pair: Pair;
   // A small message limit, so "oversized" is a few bytes.
   before(async () => (pair = await startPair({ limits: { ...defaultLimits(), maxMessageBytes: 16 } })));
-  after(() => Promise.all([pair.fast.server.close(0), pair.connect.server.close(0)]));
+  after(() => pair.close());
 
   const unary = { ":path": methods.unary, ...grpcHeaders };
   const bidi = { ":path": methods.bidi, ...grpcHeaders };
@@ -338,7 +161,7 @@ describe("the gRPC fast path answers as Connect's path does", () => {
     it(`GetPeople: ${title}`, async () => {
       const fast = await assertSame(pair, headers, steps);
       assert.equal(status(fast), code);
-      assert.equal(fast.reply.count, replies);
+      assert.equal(fast.reply.messages!.length, replies);
     });
   }
 
@@ -378,6 +201,7 @@ describe("the gRPC fast path answers as Connect's path does", () => {
         received: 3,
         sent: 2,
         msg: "rpc",
+        peer: "127.0.0.1:port",
       },
     ]);
     const labels = 'grpc_method="GetPeople",protocol="grpc"';
@@ -392,9 +216,9 @@ describe("the gRPC fast path answers as Connect's path does", () => {
 });
 
 describe("the fast path with the default message limit", () => {
-  let pair: { fast: Side; connect: Side };
+  let pair: Pair;
   before(async () => (pair = await startPair()));
-  after(() => Promise.all([pair.fast.server.close(0), pair.connect.server.close(0)]));
+  after(() => pair.close());
 
   // Whatever the answer to a name its error message echoes, both paths must give the same.
   it("GetPerson: an unknown name of 100 KB", async () => {
@@ -403,9 +227,9 @@ describe("the fast path with the default message limit", () => {
 });
 
 describe("the fast path with the server's maximum deadline", () => {
-  let pair: { fast: Side; connect: Side };
+  let pair: Pair;
   before(async () => (pair = await startPair({ limits: { ...defaultLimits(), maxDeadlineMs: 150 } })));
-  after(() => Promise.all([pair.fast.server.close(0), pair.connect.server.close(0)]));
+  after(() => pair.close());
 
   it("cuts a stream without grpc-timeout at the maximum", async () => {
     const fast = await assertSame(pair, { ":path": methods.bidi, ...grpcHeaders }, [alice, { replies: 1 }, { sleepMs: 400 }]);
@@ -431,7 +255,7 @@ describe("the fast path with compressed responses and a list of CORS origins", (
     hobbies: Array.from({ length: 120 }, (_, i) => `hobby number ${i}`),
   });
   let folder: string;
-  let pair: { fast: Side; connect: Side };
+  let pair: Pair;
   before(async () => {
     folder = await mkdtemp(join(tmpdir(), "fast-path-"));
     const dataFile = join(folder, "people.json");
@@ -439,7 +263,7 @@ describe("the fast path with compressed responses and a list of CORS origins", (
     pair = await startPair({ dataFile, corsOrigins: ["https://example.com"] });
   });
   after(async () => {
-    await Promise.all([pair.fast.server.close(0), pair.connect.server.close(0)]);
+    await pair.close();
     await rm(folder, { recursive: true });
   });
 
@@ -451,9 +275,9 @@ describe("the fast path with compressed responses and a list of CORS origins", (
     it(`compresses a large Person as Connect does for grpc-accept-encoding: ${accept}`, async () => {
       const fast = await assertSame(pair, { ...unary, "grpc-accept-encoding": accept }, [big, "end"]);
       assert.equal(status(fast), 0);
-      const [message] = fast.reply.messages;
+      const [message] = fast.reply.messages!;
       assert.equal(message!.flags, 1);
-      const bytes = Buffer.from(message!.hex, "hex");
+      const bytes = Buffer.from(message!.start, "latin1");
       const inflated = fast.reply.headers["grpc-encoding"] === "br" ? brotliDecompressSync(bytes) : gunzipSync(bytes);
       assert.equal(fromBinary(PersonSchema, inflated).hobbies.length, 120);
     });
@@ -462,54 +286,54 @@ describe("the fast path with compressed responses and a list of CORS origins", (
   it("sends small and large replies of one stream each as Connect does", async () => {
     const bidi = { ":path": methods.bidi, ...grpcHeaders, "grpc-accept-encoding": "gzip" };
     const fast = await assertSame(pair, bidi, [small, big, small, "end"]);
-    assert.deepEqual(fast.reply.messages.map((m) => m.flags), [0, 1, 0]);
+    assert.deepEqual(fast.reply.messages!.map((m) => m.flags), [0, 1, 0]);
     // With a list of origins CORS would add "Vary: Origin", but a POST without Origin skips it on both paths.
     assert.equal(fast.reply.headers.vary, undefined);
   });
 });
 
-describe("the fast path over TLS", () => {
-  let folder: string;
-  let pair: { fast: Side; connect: Side };
+describe("the engine over TLS", () => {
+  let certificate: Certificate;
+  let pair: Pair;
   before(async () => {
-    // A throwaway self-signed certificate, as test/tls.test.ts makes one.
-    folder = await mkdtemp(join(tmpdir(), "fast-path-tls-"));
-    const certFile = join(folder, "cert.pem");
-    const keyFile = join(folder, "key.pem");
-    await promisify(execFile)("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-      "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", keyFile, "-out", certFile]);
-    pair = await startPair({ tls: { certFile, keyFile } });
+    certificate = await throwawayCertificate();
+    pair = await startPair({ tls: certificate });
   });
   after(async () => {
-    await Promise.all([pair.fast.server.close(0), pair.connect.server.close(0)]);
-    await rm(folder, { recursive: true });
+    await pair.close();
+    await certificate.remove();
   });
 
   it("answers GetPerson and GetPeople as Connect's path does", async () => {
-    assert.match(pair.fast.server.url, /^https:/);
+    assert.match(pair.engine.server.url, /^https:/);
     assert.equal(status(await assertSame(pair, { ":path": methods.unary, ...grpcHeaders }, [alice, "end"])), 0);
     const fast = await assertSame(pair, { ":path": methods.bidi, ...grpcHeaders }, [alice, { replies: 1 }, bob, "end"]);
-    assert.equal(fast.reply.count, 2);
+    assert.equal(fast.reply.messages!.length, 2);
   });
 });
 
 describe("the fast path during shutdown", () => {
   for (const fastPath of [true, false]) {
     it(`ends an open GetPeople stream with UNAVAILABLE after the grace (${fastPath ? "fast path" : "Connect's path"})`, async () => {
-      const side = await startSide(fastPath, {});
-      const compatBefore = compatResponses.get(side.server.port) ?? 0;
+      const side = await startLoggedServer({ fastPath });
+      const compatBefore = compatCount(side);
       let closing: Promise<void> | undefined;
-      const reply = await exchange(side.server.url, { ":path": methods.bidi, ...grpcHeaders }, [
-        alice,
-        { replies: 1 }, // in flight and answered: now stop the server
-        { then: () => (closing = side.server.close(100)) },
-        { sleepMs: 5_000 },
-      ]);
+      const reply = await exchange(side.server.url, {
+        http: "2",
+        path: methods.bidi,
+        headers: grpcHeaders,
+        steps: [
+          alice,
+          { replies: 1 }, // in flight and answered: now stop the server
+          { then: () => (closing = side.server.close(100)) },
+          { sleepMs: 5_000 },
+        ],
+      });
       await closing;
-      assert.equal(reply.count, 1);
+      assert.equal(reply.messages!.length, 1);
       assert.equal(reply.trailers?.["grpc-status"], String(Code.Unavailable));
       assert.equal(reply.trailers?.["grpc-message"], encodeURIComponent("the server is shutting down"));
-      assert.equal((compatResponses.get(side.server.port) ?? 0) - compatBefore, fastPath ? 0 : 1);
+      assert.equal(compatCount(side) - compatBefore, fastPath ? 0 : 1);
     });
   }
 });
@@ -520,9 +344,9 @@ describe("the fast path during shutdown", () => {
  * that end.) Raw frames on a socket, so the reset is exactly that.
  */
 describe("a client's RST_STREAM", () => {
-  let pair: { fast: Side; connect: Side };
+  let pair: Pair;
   before(async () => (pair = await startPair()));
-  after(() => Promise.all([pair.fast.server.close(0), pair.connect.server.close(0)]));
+  after(() => pair.close());
 
   for (const [title, path, body, replies] of [
     ["stops a GetPeople stream after its first reply", methods.bidi, alice, 1],
@@ -530,15 +354,10 @@ describe("a client's RST_STREAM", () => {
   ] as const) {
     it(`${title}; the connection serves the next call`, async () => {
       const results = [];
-      for (const side of [pair.fast, pair.connect]) {
-        const logged = side.logs.entries.length;
-        const before = await routeGuideCounters(side.server);
-        const compatBefore = compatResponses.get(side.server.port) ?? 0;
-        const outcome = await resetThenCall(side.server.port, path, body, replies);
-        await waitForLines(side.logs, logged + 2);
-        const lines = side.logs.entries.slice(logged).map(stable);
-        const metrics = delta(before, await routeGuideCounters(side.server));
-        results.push({ outcome, lines, metrics, compat: (compatResponses.get(side.server.port) ?? 0) - compatBefore });
+      for (const side of [pair.engine, pair.general]) {
+        const compatBefore = compatCount(side);
+        const { reply: outcome, log: lines, metrics } = await observeWith(side, 2, () => resetThenCall(side.server.port, path, body, replies));
+        results.push({ outcome, lines, metrics, compat: compatCount(side) - compatBefore });
       }
       const [fast, connect] = results;
       // What the client saw: the same replies before its reset, then a whole answer to the next call.

@@ -10,6 +10,7 @@ import fc from "fast-check";
 import { PersonSchema } from "../gen/person_pb.js";
 import { createRouteGuideClient, protocols } from "../src/client/client.js";
 import { startTestServer, type RunningServer } from "./support/server.js";
+import { mutation } from "./support/mutation.js";
 import { envelope, h1Raw, nameBytes } from "./support/raw.js";
 
 // Thousands of random and mutated requests across the three protocols. The
@@ -86,22 +87,6 @@ const body: fc.Arbitrary<Buffer> = fc.oneof(
     { weight: 2, arbitrary: mutation(b) },
   ),
 );
-
-function mutation(original: Buffer): fc.Arbitrary<Buffer> {
-  return fc.array(fc.tuple(fc.constantFrom("flip", "cut", "insert", "dup"), fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }).map(
-    (ops) => {
-      let b = Buffer.from(original);
-      for (const [op, at, byte] of ops) {
-        const i = b.length === 0 ? 0 : at % b.length;
-        if (op === "flip" && b.length > 0) b[i] = b[i]! ^ (byte || 1);
-        else if (op === "cut") b = b.subarray(0, i);
-        else if (op === "insert") b = Buffer.concat([b.subarray(0, i), Buffer.from([byte]), b.subarray(i)]);
-        else if (op === "dup") b = Buffer.concat([b, b]);
-      }
-      return b;
-    },
-  );
-}
 
 const request = fc.record({
   path: fc.oneof({ weight: 8, arbitrary: fc.constantFrom(...rpcPaths) }, { weight: 1, arbitrary: token.map((t) => `/RouteGuide/${t}`) }),

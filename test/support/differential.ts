@@ -106,12 +106,17 @@ export interface Observed {
 const volatileHeaders = new Set(["date"]);
 
 /** Sends `request` to one server and records what it produced. */
-export async function observe(side: Side, request: RawRequest): Promise<Observed> {
-  const before = await scrape(side.server.url);
-  const from = side.logs.entries.length;
-  const reply = await exchange(side.server.url, request);
+export function observe(side: Side, request: RawRequest): Promise<Observed> {
   const method = request.method ?? "POST";
   const lines = request.lines ?? (method === "POST" || method === "GET" ? 1 : 0);
+  return observeWith(side, lines, () => exchange(side.server.url, request));
+}
+
+/** Runs `act` against one server (for exchanges the harness cannot script) and records the `lines` it logged and what it counted. */
+export async function observeWith<T>(side: Side, lines: number, act: () => Promise<T>): Promise<Omit<Observed, "reply"> & { reply: T }> {
+  const before = await scrape(side.server.url);
+  const from = side.logs.entries.length;
+  const reply = await act();
   const log = (await side.logs.since(from, lines)).map(stableLine);
   const after = await scrape(side.server.url);
   return { reply, log, metrics: delta(before.series, after.series), engineCalls: engineDelta(before.engine, after.engine) };
