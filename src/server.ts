@@ -4,7 +4,6 @@ import type { AddressInfo } from "node:net";
 import type { Config } from "./config.js";
 import { type Directory, loadDirectory } from "./routeguide/directory.js";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
-import { validateUniversalHandlerOptions } from "@connectrpc/connect/protocol";
 import { createConnectEngine } from "./engine/connect.js";
 import { Engine } from "./engine/engine.js";
 import { createGrpcEngine } from "./engine/grpc.js";
@@ -74,8 +73,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const engine = config.fastPath
     ? new Engine({
         table,
-        settings: validateUniversalHandlerOptions({ ...routerOptions, interceptors }),
-        interceptors,
+        routerOptions: { ...routerOptions, interceptors },
         observability,
         maxDeadlineMs: config.limits.maxDeadlineMs,
       })

@@ -130,17 +130,6 @@ class ConnectCall extends HttpCall {
     this.answer(this.#chunks !== undefined ? Buffer.concat(this.#chunks, this.#received) : (this.#first ?? emptyBody));
   }
 
-  /** The deadline is the handler's error once the call reached it; before, the body's reading failed. */
-  onDeadline(): void {
-    this.stopReading();
-    this.fail(deadlineExceeded(), this.record?.reached === true);
-  }
-
-  abortCall(reason: ConnectError): void {
-    this.stopReading();
-    this.fail(reason, true);
-  }
-
   /** The call's message has arrived: parse it, call the handler, send its answer. */
   answer(input: Uint8Array): void {
     if (this.done) return;
@@ -152,11 +141,6 @@ class ConnectCall extends HttpCall {
     }
     this.reached();
     this.entry.invoker.unary(this.ctx, message, this);
-  }
-
-  /** For the invoker: the handler or an interceptor threw. */
-  failed(error: unknown): void {
-    this.fail(error, true);
   }
 
   /** For the invoker: the handler's answer. */
@@ -178,7 +162,7 @@ class ConnectCall extends HttpCall {
    * Connect's error response, with the error's metadata as headers.
    * `fromService`: raised inside the router (the log's reason).
    */
-  fail(e: unknown, fromService = false): void {
+  override fail(e: unknown, fromService = false): void {
     if (!this.settle()) return;
     if (fromService && this.record !== undefined) this.record.cause = e;
     const error = asError(e);

@@ -1,11 +1,12 @@
 import type { DescMethod, Message } from "@bufbuild/protobuf";
-import { ConnectError, type Interceptor } from "@connectrpc/connect";
+import { ConnectError, type ConnectRouterOptions, type Interceptor } from "@connectrpc/connect";
 import {
   type Compression,
   compressionNegotiate,
   createMethodSerializationLookup,
   type MethodSerializationLookup,
   type UniversalHandlerOptions,
+  validateUniversalHandlerOptions,
 } from "@connectrpc/connect/protocol";
 import type { Observability } from "../observability/calls.js";
 import { envelope } from "./envelopes.js";
@@ -67,10 +68,8 @@ export interface ActiveCall {
 
 export interface EngineOptions {
   table: RouteTable;
-  /** The router's settings (validated, with the adapter's default compressions). */
-  settings: UniversalHandlerOptions;
-  /** The router's interceptors but observability's own: the engine records calls itself. */
-  interceptors: readonly Interceptor[];
+  /** The router's options, with the compressions it accepts; the interceptors but observability's own, which the engine does itself. */
+  routerOptions: ConnectRouterOptions & { interceptors: Interceptor[] };
   observability: Observability;
   /** Longest deadline a call gets (0: none), as src/transport/limits.ts's capDeadline applies it. */
   maxDeadlineMs: number;
@@ -91,17 +90,18 @@ export class Engine {
   readonly #negotiated = new Map<string, Compression | null>();
 
   constructor(options: EngineOptions) {
-    this.settings = options.settings;
+    this.settings = validateUniversalHandlerOptions(options.routerOptions);
+    const interceptors = this.settings.interceptors;
     this.observability = options.observability;
     this.maxDeadlineMs = options.maxDeadlineMs;
-    this.acceptEncodings = options.settings.acceptCompression.map((c) => c.name).join(",");
+    this.acceptEncodings = this.settings.acceptCompression.map((c) => c.name).join(",");
     // A request gate runs before the body is read, with connect-node's own context: leave every call to it.
-    if (options.settings.requestGate === undefined) {
+    if (this.settings.requestGate === undefined) {
       for (const routed of options.table.implementations.values()) {
-        this.methods.set(routed.requestPath, new MethodEntry(routed, options.interceptors, options.settings));
+        this.methods.set(routed.requestPath, new MethodEntry(routed, interceptors, this.settings));
       }
     }
-    const shutdown = options.settings.shutdownSignal;
+    const shutdown = this.settings.shutdownSignal;
     shutdown?.addEventListener("abort", () => {
       const reason = ConnectError.from(shutdown.reason);
       for (const call of [...this.active]) call.abortCall(reason);

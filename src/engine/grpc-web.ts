@@ -97,22 +97,6 @@ class GrpcWebCall extends HttpCall {
     this.entry.invoker.unary(this.ctx, this.#message, this);
   }
 
-  /** For the invoker: the handler or an interceptor threw. */
-  failed(error: unknown): void {
-    this.fail(error, true);
-  }
-
-  /** The deadline is the handler's error once the call reached it; before, the body's reading failed. */
-  onDeadline(): void {
-    this.stopReading();
-    this.fail(deadlineExceeded(), this.record?.reached === true);
-  }
-
-  abortCall(reason: ConnectError): void {
-    this.stopReading();
-    this.fail(reason, true);
-  }
-
   /** For the invoker: the handler's answer. */
   reply(output: Message): void {
     if (this.done) return;
@@ -141,7 +125,7 @@ class GrpcWebCall extends HttpCall {
   }
 
   /** The error's status in the trailer frame, which Connect compresses like any envelope when it is large. */
-  fail(e: unknown, fromService = false): void {
+  override fail(e: unknown, fromService = false): void {
     if (!this.settle()) return;
     if (fromService && this.record !== undefined) this.record.cause = e;
     const error = asError(e);

@@ -74,8 +74,24 @@ export abstract class HttpCall implements ActiveCall, CallSource {
 
   abstract onData(chunk: Buffer): void;
   abstract onEnd(): void;
-  abstract onDeadline(): void;
-  abstract abortCall(reason: ConnectError): void;
+  /** Answers with the error; `fromService`: raised inside the router (the log's reason). */
+  abstract fail(error: unknown, fromService?: boolean): void;
+
+  /** For the invoker: the handler or an interceptor threw. */
+  failed(error: unknown): void {
+    this.fail(error, true);
+  }
+
+  /** The deadline is the handler's error once the call reached it; before, the body's reading failed. */
+  onDeadline(): void {
+    this.stopReading();
+    this.fail(deadlineExceeded(), this.record?.reached === true);
+  }
+
+  abortCall(reason: ConnectError): void {
+    this.stopReading();
+    this.fail(reason, true);
+  }
 
   /** Marks the call as answered: no more deadline, no more shutdown. */
   protected settle(): boolean {
