@@ -71,7 +71,11 @@ export interface RawRequest {
   path: string;
   /** In order; a name may repeat. Pseudo-headers other than :method and :path are the harness's. */
   headers?: Record<string, string> | Array<[string, string]>;
-  /** Default: ["end"]. Over HTTP/1.1 the body goes with a content-length of all its pieces, unless the headers declare one or ask for chunks. */
+  /**
+   * Default: ["end"]. Over HTTP/1.1 the body goes with a content-length of
+   * all its pieces, unless the headers declare one or ask for chunks, or it
+   * never ends (no "end"): then in chunks.
+   */
   steps?: Step[];
   /** Lines each server must log for it (default: 1 for POST and GET, 0 else). */
   lines?: number;
@@ -395,12 +399,15 @@ function h1Exchange(url: string, request: RawRequest, steps: Step[], timeoutMs: 
   const { hostname, port, protocol } = new URL(url);
   const headers = pairs(request.headers);
   const has = (name: string) => headers.some(([n]) => n.toLowerCase() === name);
-  const chunked = has("transfer-encoding");
   const method = request.method ?? "POST";
   const bodyLength = steps.filter(isBytes).reduce((sum, piece) => sum + piece.length, 0);
+  // A body that stays open goes in chunks, without the last one: a content-length would end it.
+  const open = !steps.includes("end") && !has("content-length");
+  const chunked = has("transfer-encoding") || open;
   const head = [`${method} ${request.path} HTTP/1.1`];
   if (!has("host")) head.push(`Host: 127.0.0.1:${port}`);
   for (const [name, value] of headers) head.push(`${name}: ${value}`);
+  if (open && !has("transfer-encoding")) head.push("Transfer-Encoding: chunked");
   if (!chunked && !has("content-length") && (method !== "GET" || bodyLength > 0)) head.push(`Content-Length: ${bodyLength}`);
   return new Promise((resolve) => {
     const socket: net.Socket =
@@ -413,17 +420,17 @@ function h1Exchange(url: string, request: RawRequest, steps: Step[], timeoutMs: 
     let ending = "end";
     // When the reply may be whole: parsing after every chunk would be quadratic in a body of megabytes.
     let wholeAt: number | undefined;
-    let chunked = false;
+    let untilEnd = false;
     let tail = Buffer.alloc(0);
     const mayBeWhole = (last: Buffer) => {
       tail = Buffer.concat([tail, last]).subarray(-4);
-      if (wholeAt === undefined && !chunked) {
+      if (wholeAt === undefined && !untilEnd) {
         const received = Buffer.concat(chunks);
         const end = received.indexOf("\r\n\r\n");
         if (end < 0) return false;
         const length = /\r\ncontent-length:\s*(\d+)/i.exec(received.subarray(0, end).toString("latin1"))?.[1];
         if (length !== undefined) wholeAt = end + 4 + Number(length);
-        else chunked = true;
+        else untilEnd = true;
       }
       return wholeAt !== undefined ? size >= wholeAt : tail.toString("latin1") === "\r\n\r\n";
     };
