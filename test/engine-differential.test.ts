@@ -249,30 +249,6 @@ const streamCases: Case[] = [
   { title: "client stream over HTTP/1.1 is refused", method: "ClientStream", messages: () => [{}], code: "unimplemented", when: (v) => v.http === "1.1" },
 ];
 
-/**
- * Differences this test found between the engine and connect-node (2026-12,
- * the engine of dd9f179 and the fixes after it), each reported as todo until
- * fixed. Empty this table as they are: it is the list of what is left.
- */
-const engineDiffers: Array<{ title: string; when: (v: Variant) => boolean; why: string }> = [
-  {
-    title: "client stream: the second request over the size limit",
-    when: (v) => v.protocol === "grpc",
-    why: "the engine answers the size error without the header the interceptor adds to errors",
-  },
-  {
-    title: "server stream: a request over the size limit",
-    when: (v) => v.protocol === "grpc",
-    why: "the engine counts the request message over the limit as received (1; connect-node 0)",
-  },
-];
-
-/** node:test options for a case: todo while the engine is known to differ. */
-function known(title: string, v: Variant): { todo?: string } {
-  const difference = engineDiffers.find((d) => d.title === title && d.when(v));
-  return difference === undefined ? {} : { todo: `engine differs: ${difference.why}` };
-}
-
 function requestFor(v: Variant, c: Case): RawRequest {
   const messages = c.messages(v);
   const request = call(v, c.method, messages, c.options);
@@ -293,7 +269,7 @@ describe("the engine answers as connect-node does", () => {
   for (const v of [...unaryVariants, ...getVariants]) {
     describe(`unary, ${v.name}`, () => {
       for (const c of unaryCases.filter((c) => c.when?.(v) ?? true)) {
-        it(c.title, known(c.title, v), async () => {
+        it(c.title, async () => {
           const method = v.protocol === "connect-get" ? "Query" : c.method;
           const observed = await assertSame(pair, requestFor(v, { ...c, method }));
           assert.equal(codeOf(observed), expected(c.code, v));
@@ -313,7 +289,7 @@ describe("the engine answers as connect-node does", () => {
   for (const v of streamVariants) {
     describe(`streams, ${v.name}`, () => {
       for (const c of streamCases.filter((c) => c.when?.(v) ?? true)) {
-        it(c.title, known(c.title, v), async () => {
+        it(c.title, async () => {
           const observed = await assertSame(pair, requestFor(v, c));
           assert.equal(codeOf(observed), expected(c.code, v));
         });
@@ -341,12 +317,11 @@ describe("the engine answers as connect-node does", () => {
 });
 
 /**
- * Where connect-node is wrong: these assert the correct answer on both
- * servers, each on its own, then that they agree. The lead fixes them on the
- * general path (src/http/request-guard.ts) and in the engine, then removes
- * the todo.
+ * Where connect-node 2.2.0 is wrong (README, "Limits and shutdown"): these
+ * assert the correct answer on both servers, each on its own, then that they
+ * agree. The engine answers so itself; src/http/request-guard.ts fixes the
+ * general path.
  */
-const todo = "engine and request-guard fix pending";
 
 /** Both servers give `expected` (a code, and the message when given), and then agree on everything else. */
 async function assertBothCorrect(pair: Pair, request: RawRequest, expected: { code: string; message?: string }): Promise<void> {
@@ -370,32 +345,32 @@ describe("where connect-node is wrong, both paths answer correctly", () => {
   const enveloped = [...unaryVariants.filter((v) => v.streaming), ...streamVariants.filter((v) => v.protocol === "connect" && v.http === "2")];
   for (const v of enveloped) {
     const method = v.protocol === "connect" ? "Bidi" : "Unary";
-    it(`(a) a body that ends right after a 5-byte envelope header is an incomplete envelope, ${v.name}, ${method}`, { todo }, async () => {
+    it(`(a) a body that ends right after a 5-byte envelope header is an incomplete envelope, ${v.name}, ${method}`, async () => {
       const request = { ...call(v, method, []), steps: [Buffer.from([0, 0, 0, 0, 7]), "end" as const] };
       await assertBothCorrect(pair, request, { code: "invalid_argument", message: "protocol error: incomplete envelope" });
     });
   }
 
   for (const v of unaryVariants) {
-    it(`(b) ${deadlineHeader(v)} is deadline_exceeded, whatever the handler does, ${v.name}`, { todo }, async () => {
+    it(`(b) ${deadlineHeader(v)} is deadline_exceeded, whatever the handler does, ${v.name}`, async () => {
       await assertBothCorrect(pair, call(v, "Unary", [{}], { deadlineMs: 0 }), { code: "deadline_exceeded" });
     });
-    it(`(b) ${deadlineHeader(v)} is deadline_exceeded, not the broken body's error, ${v.name}`, { todo }, async () => {
+    it(`(b) ${deadlineHeader(v)} is deadline_exceeded, not the broken body's error, ${v.name}`, async () => {
       const broken = v.streaming ? envelope(0, Buffer.from([0x08]), 12) : Buffer.from("{not a message");
       await assertBothCorrect(pair, { ...call(v, "Unary", [{}], { deadlineMs: 0 }), steps: [broken, "end"] }, { code: "deadline_exceeded" });
     });
-    it(`(c) a body later than its deadline is deadline_exceeded, whatever the handler does, ${v.name}`, { todo }, async () => {
+    it(`(c) a body later than its deadline is deadline_exceeded, whatever the handler does, ${v.name}`, async () => {
       // Not the empty message: in proto its body is empty, so nothing would arrive late.
       const request = call(v, "Unary", [{ padding: new Uint8Array(8) }], { deadlineMs: 100 });
       await assertBothCorrect(pair, { ...request, steps: [{ sleepMs: 400 }, ...request.steps!] }, { code: "deadline_exceeded" });
     });
     const header = v.protocol === "connect" ? "connect-timeout-ms" : "grpc-timeout";
-    it(`(d) ${header} sent twice, empty: invalid_argument, the same message on both paths, ${v.name}`, { todo }, async () => {
+    it(`(d) ${header} sent twice, empty: invalid_argument, the same message on both paths, ${v.name}`, async () => {
       await assertBothCorrect(pair, call(v, "Unary", [{}], { headers: [[header, ""], [header, ""]] }), { code: "invalid_argument" });
     });
   }
   for (const v of streamVariants.filter((v) => v.protocol !== "grpc" || v.contentType === "application/grpc")) {
-    it(`(b) ${deadlineHeader(v)} is deadline_exceeded for a server stream too, ${v.name}`, { todo }, async () => {
+    it(`(b) ${deadlineHeader(v)} is deadline_exceeded for a server stream too, ${v.name}`, async () => {
       await assertBothCorrect(pair, call(v, "ServerStream", [{ responses: 1 }], { deadlineMs: 0 }), { code: "deadline_exceeded" });
     });
   }
@@ -406,7 +381,7 @@ describe("where connect-node is wrong, both paths answer correctly", () => {
 describe("where connect-node is wrong: bodies that never end", { concurrency: true }, () => {
   const neverEnds = (v: Variant, deadlineMs: number): RawRequest => ({ ...call(v, "Unary", [{}], { deadlineMs, open: true }), steps: [Buffer.from([0, 0])], timeoutMs: 2_000 });
   for (const v of perProtocol) {
-    it(`(b) ${deadlineHeader(v)} is deadline_exceeded without reading the body, ${v.name}`, { todo }, async () => {
+    it(`(b) ${deadlineHeader(v)} is deadline_exceeded without reading the body, ${v.name}`, async () => {
       const pair = await startPair();
       try {
         await assertBothCorrect(pair, neverEnds(v, 0), { code: "deadline_exceeded" });
@@ -414,7 +389,7 @@ describe("where connect-node is wrong: bodies that never end", { concurrency: tr
         await pair.close();
       }
     });
-    it(`(c) a unary call whose body never ends gets deadline_exceeded at its deadline, ${v.name}`, { todo }, async () => {
+    it(`(c) a unary call whose body never ends gets deadline_exceeded at its deadline, ${v.name}`, async () => {
       const pair = await startPair();
       try {
         await assertBothCorrect(pair, neverEnds(v, 200), { code: "deadline_exceeded" });
@@ -431,13 +406,24 @@ describe("the engine serves the exercise service", () => {
   after(() => pair.close());
 
   // By the engine's own counter, not by timing; the general path's server must not move it (assertSame).
-  const connectStreams = streamVariants.filter((v) => v.protocol === "connect");
-  for (const v of [...unaryVariants, ...getVariants, ...connectStreams]) {
-    const method = v.protocol === "connect-get" ? "Query" : v.protocol === "connect" && v.streaming ? "ServerStream" : "Unary";
-    const options = v.protocol === "grpc" ? {} : { todo: "engine pending: routeguide_engine_calls_total moves only for gRPC" };
-    it(`serves ${method} over ${v.name}`, options, async () => {
+  for (const v of [...unaryVariants, ...getVariants]) {
+    const method = v.protocol === "connect-get" ? "Query" : "Unary";
+    it(`serves ${method} over ${v.name}`, async () => {
       const observed = await assertSame(pair, call(v, method, [{ responses: 1 }]));
       assert.equal(observed.engineCalls, 1);
+    });
+  }
+  for (const v of streamVariants.filter((v) => v.protocol === "grpc")) {
+    it(`serves a bidi stream over ${v.name}`, async () => {
+      const observed = await assertSame(pair, call(v, "Bidi", [{ responses: 1 }]));
+      assert.equal(observed.engineCalls, 1);
+    });
+  }
+  // What the README lists as left to connect-node.
+  for (const v of streamVariants.filter((v) => v.protocol !== "grpc")) {
+    it(`leaves a ${v.protocol} stream over ${v.name} to connect-node`, async () => {
+      const observed = await assertSame(pair, call(v, "ServerStream", [{ responses: 1 }]));
+      assert.equal(observed.engineCalls, 0);
     });
   }
 });

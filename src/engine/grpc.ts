@@ -424,9 +424,10 @@ class StreamingGrpcCall extends GrpcCall {
     this.input.fail(new ConnectError("the client cancelled the call", Code.Canceled));
   }
 
+  /** The rest of a body that broke the protocol is read and dropped: a paused stream would never close. */
   #stopReading(): void {
     this.stream.off("data", onData);
-    this.stream.pause();
+    this.stream.resume();
   }
 
   /** For the input queue: the handler took a message (counted as connect-node's path counts them). */

@@ -39,6 +39,7 @@ export abstract class HttpCall implements ActiveCall, CallSource {
     responseTrailer: Readonly<Record<string, string>>,
   ) {
     this.record = engine.observability.callOf(req);
+    engine.observability.metrics.engineServed(protocolName === "grpc-web" ? "grpc-web" : "connect");
     this.ctx = new EngineContext(this, entry.method, protocolName, req.method ?? "", responseHeader, responseTrailer);
     engine.active.add(this);
     // The response's end, however it comes, ends the call: a client that goes away aborts its context.

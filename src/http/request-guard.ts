@@ -77,7 +77,7 @@ export function createRequestGuard(options: {
         return false;
       }
     }
-    if (isRpc && (timeoutMs !== undefined || options.shutdownSignal !== undefined)) endBody(req, timeoutMs, options.shutdownSignal);
+    if (isRpc && (timeoutMs !== undefined || options.shutdownSignal !== undefined)) endBody(req, res, timeoutMs, options.shutdownSignal);
     return true;
   };
 }
@@ -120,7 +120,7 @@ function header(req: Request, name: string): string | null {
  * passed, and with the shutdown's reason when that comes, so every call
  * ends by them, as it does on the engine.
  */
-function endBody(req: Request, timeoutMs: number | undefined, shutdown: AbortSignal | undefined): void {
+function endBody(req: Request, res: Response, timeoutMs: number | undefined, shutdown: AbortSignal | undefined): void {
   const inner = (req as unknown as AsyncIterable<Buffer>)[Symbol.asyncIterator].bind(req);
   Object.defineProperty(req, Symbol.asyncIterator, {
     configurable: true,
@@ -136,6 +136,12 @@ function endBody(req: Request, timeoutMs: number | undefined, shutdown: AbortSig
         shutdown?.addEventListener("abort", onShutdown, { once: true });
       });
       ended.catch(() => {}); // the body may end first
+      // connect-node may stop reading half-way and never finish this generator: the response's end cleans up too.
+      const cleanUp = () => {
+        clearTimeout(timer);
+        shutdown?.removeEventListener("abort", onShutdown!);
+      };
+      res.once("close", cleanUp);
       try {
         for (;;) {
           const result = await Promise.race([it.next(), ended]);
@@ -143,8 +149,8 @@ function endBody(req: Request, timeoutMs: number | undefined, shutdown: AbortSig
           yield result.value;
         }
       } finally {
-        clearTimeout(timer);
-        shutdown?.removeEventListener("abort", onShutdown!);
+        cleanUp();
+        res.off("close", cleanUp);
         void it.return?.(undefined)?.catch?.(() => {});
       }
     },
