@@ -200,7 +200,7 @@ export function renderReport(meta: Meta, peers: Peer[], workloads: Workload[], r
   const tables = workloads.map((w) => workloadTable(w, peers, results[w.id] ?? {}));
   const goals = evaluateGoals(results);
   const goalTable: Table = {
-    title: "Goals for our server, issues 6 and 11 (medians of the same run)",
+    title: "Goals for our server, issues 6, 10, 11 and 12 (medians of the same run)",
     header: ["goal", "ours", "reference", "ratio", "result"],
     rows: goals.map((g) => [
       g.goal,
