@@ -12,6 +12,7 @@ import { compressedFlag, type Envelope, envelope, EnvelopeSplitter } from "./env
 import { connectionPeer, withCall } from "../observability/calls.js";
 import { asError, deadlineExceeded, extraInput, incompleteEnvelope, missingInput } from "./errors.js";
 import { headerValue } from "./headers.js";
+import type { UnaryReceiver } from "./invoke.js";
 import { MessageQueue } from "./message-queue.js";
 
 /**
@@ -277,7 +278,7 @@ abstract class GrpcCall implements ActiveCall, CallSource {
 }
 
 /** One message in, after the whole body; one out. */
-class UnaryGrpcCall extends GrpcCall {
+class UnaryGrpcCall extends GrpcCall implements UnaryReceiver {
   readonly streaming = false;
   #request: Message | undefined;
   #count = 0;

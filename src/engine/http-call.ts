@@ -1,9 +1,11 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { Message } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { deadlineExceeded } from "./errors.js";
 import type { Call } from "../observability/calls.js";
 import { type CallSource, type CallValues, EngineContext } from "./context.js";
+import type { UnaryReceiver } from "./invoke.js";
 import { withCall } from "../observability/calls.js";
 import { headerValue } from "./headers.js";
 import type { ActiveCall, Engine, MethodEntry } from "./engine.js";
@@ -23,7 +25,7 @@ type TaggedResponse = Response & { [kCall]?: HttpCall };
  * context, its deadline, and its body as it arrives. The body's listeners
  * are shared functions that find the call on the request: no closures per call.
  */
-export abstract class HttpCall implements ActiveCall, CallSource {
+export abstract class HttpCall implements ActiveCall, CallSource, UnaryReceiver {
   readonly ctx: EngineContext;
   readonly record: Call | undefined;
   done = false;
@@ -75,6 +77,7 @@ export abstract class HttpCall implements ActiveCall, CallSource {
 
   abstract onData(chunk: Buffer): void;
   abstract onEnd(): void;
+  abstract reply(output: Message): void;
   /** Answers with the error; `fromService`: raised inside the router (the log's reason). */
   abstract fail(error: unknown, fromService?: boolean): void;
 
