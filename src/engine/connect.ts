@@ -145,17 +145,8 @@ class ConnectCall extends HttpCall {
 
   /** For the invoker: the handler's answer. */
   reply(output: Message): void {
-    if (this.done) return;
-    let bytes: Uint8Array;
-    try {
-      bytes = this.entry.encode(output, this.binary);
-    } catch (e) {
-      return this.fail(e, true);
-    }
-    if (this.record !== undefined) this.record.sent = 1;
-    if (!this.settle()) return;
-    this.ctx.finish();
-    this.#send(200, bytes);
+    const bytes = this.settleReply(output, this.binary);
+    if (bytes !== undefined) this.#send(200, bytes);
   }
 
   /**

@@ -12,7 +12,7 @@ import {
   trailerSerialize,
 } from "@connectrpc/connect/protocol-grpc-web";
 import type { Engine, MethodEntry } from "./engine.js";
-import { compressedFlag, EnvelopeSplitter } from "./envelopes.js";
+import { compressedFlag, envelope, EnvelopeSplitter } from "./envelopes.js";
 import { asError, deadlineExceeded, extraInput, incompleteEnvelope, missingInput } from "./errors.js";
 import { header, HttpCall, type HttpProtocol, type Request, type Response } from "./http-call.js";
 
@@ -99,21 +99,13 @@ class GrpcWebCall extends HttpCall {
 
   /** For the invoker: the handler's answer. */
   reply(output: Message): void {
-    if (this.done) return;
-    let data: Uint8Array;
-    try {
-      data = this.entry.encode(output, this.binary);
-    } catch (e) {
-      return this.fail(e, true);
-    }
-    if (this.record !== undefined) this.record.sent = 1;
-    if (!this.settle()) return;
-    this.ctx.finish();
+    const data = this.settleReply(output, this.binary);
+    if (data === undefined) return;
     const trailer = this.ctx.responseTrailer.touched ? this.ctx.responseTrailer : undefined;
     const minBytes = this.engine.settings.compressMinBytes;
     if (this.compression === null || (data.byteLength < minBytes && trailer === undefined)) {
       const end = trailer === undefined ? okTrailerFrame : encodeEnvelope(trailerFlag, trailerSerialize(trailer));
-      return this.#write(Buffer.concat([this.entry.envelope(output, this.binary), end]));
+      return this.#write(Buffer.concat([envelope(0, data), end]));
     }
     Promise.all([
       envelopeCompress({ flags: 0, data }, this.compression, minBytes),

@@ -135,6 +135,25 @@ export abstract class HttpCall implements ActiveCall, CallSource, UnaryReceiver 
     this.stopReading();
   }
 
+  /**
+   * The handler's answer, encoded, with the call settled: undefined when
+   * the call already ended or the encoding failed (then answered as the error).
+   */
+  protected settleReply(output: Message, binary: boolean): Uint8Array | undefined {
+    if (this.done) return undefined;
+    let bytes: Uint8Array;
+    try {
+      bytes = this.entry.encode(output, binary);
+    } catch (e) {
+      this.fail(e, true);
+      return undefined;
+    }
+    if (this.record !== undefined) this.record.sent = 1;
+    if (!this.settle()) return undefined;
+    this.ctx.finish();
+    return bytes;
+  }
+
   /** What the service threw, for the line per RPC; and that the call reached it. */
   reached(): void {
     if (this.record !== undefined) {
