@@ -99,6 +99,7 @@ class ResponseHeaders {
 }
 
 const okTrailer = Object.freeze({ "grpc-status": grpcStatusOk });
+const kScheme = Symbol("engine.grpc.scheme");
 const kCall = Symbol("engine.grpc.call");
 type Stream = http2.ServerHttp2Stream & { [kCall]?: GrpcCall };
 
@@ -130,7 +131,10 @@ abstract class GrpcCall implements ActiveCall, CallSource {
   // The context's source (CallSource): read only when a handler or interceptor asks.
   readonly nodeHeaders: http2.IncomingHttpHeaders;
   get scheme(): string {
-    return (this.stream.session?.socket as { encrypted?: boolean } | undefined)?.encrypted ? "https" : "http";
+    const session = this.stream.session as (http2.ServerHttp2Session & { [kScheme]?: string }) | undefined;
+    if (session === undefined) return "http";
+    // Once per connection: an http2 session's socket is a Proxy, slow to read through on every call.
+    return (session[kScheme] ??= (session.socket as { encrypted?: boolean }).encrypted ? "https" : "http");
   }
   get authority(): string {
     return String(this.nodeHeaders[":authority"] ?? this.nodeHeaders.host);
