@@ -3,13 +3,12 @@ import type { Message } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Compression } from "@connectrpc/connect/protocol";
 import { grpcStatusOk, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import type { Call } from "../observability/calls.js";
 import { capDeadline } from "../transport/limits.js";
 import { releaseAfterResponse, type StreamHandler } from "../transport/listener.js";
 import { type CallSource, type CallValues, EngineContext } from "./context.js";
 import type { ActiveCall, Engine, MethodEntry } from "./engine.js";
 import { compressedFlag, type Envelope, envelope, EnvelopeSplitter } from "./envelopes.js";
-import { connectionPeer, withCall } from "../observability/calls.js";
+import { type Call, connectionPeer, withCall } from "../observability/calls.js";
 import { asError, deadlineExceeded, extraInput, incompleteEnvelope, missingInput } from "./errors.js";
 import { headerValue } from "./headers.js";
 import type { UnaryReceiver } from "./invoke.js";
@@ -45,7 +44,7 @@ function take(engine: Engine, headers: ResponseHeaders, stream: http2.ServerHttp
   // The request guard's rewrite (the server's maximum, a Node timer's), before parseTimeout reads it.
   capDeadline(h, engine.maxDeadlineMs);
   const session = stream.session;
-  const record = engine.observability.callStarted(path!, "grpc", "2.0", session && connectionPeer(session, session.socket));
+  const record = engine.observability.callStarted(path!, "grpc", "2.0", session && connectionPeer(session));
   engine.observability.metrics.engineServed("grpc");
   const call =
     entry.method.methodKind === "unary"

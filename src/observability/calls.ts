@@ -202,14 +202,19 @@ const kPeer = Symbol("routeguide.peer");
 /** "address:port", once per connection: the calls of an HTTP/2 session share their session's. */
 function peerOf(req: NodeRequest): string | undefined {
   const connection = "stream" in req ? req.stream.session : req.socket;
-  return connection === undefined ? undefined : connectionPeer(connection, req.socket);
+  return connection === undefined ? undefined : connectionPeer(connection);
 }
 
-/** The peer of a connection (an HTTP/2 session or a socket) whose socket is `socket`, remembered on the connection. */
-export function connectionPeer(connection: object, socket: { remoteAddress?: string; remotePort?: number }): string | undefined {
+type PeerSocket = { remoteAddress?: string; remotePort?: number };
+
+/**
+ * The peer of a connection, an HTTP/2 session or a socket, remembered on it.
+ * A session's socket is read only the first time: it is a Proxy, slow to go through on every call.
+ */
+export function connectionPeer(connection: PeerSocket | { socket: PeerSocket }): string | undefined {
   const tagged = connection as { [kPeer]?: string };
   if (tagged[kPeer] !== undefined) return tagged[kPeer];
-  const { remoteAddress, remotePort } = socket;
+  const { remoteAddress, remotePort } = "socket" in connection ? connection.socket : connection;
   if (remoteAddress === undefined) return undefined;
   const peer = remoteAddress.includes(":") ? `[${remoteAddress}]:${remotePort}` : `${remoteAddress}:${remotePort}`;
   tagged[kPeer] = peer;
