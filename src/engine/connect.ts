@@ -42,7 +42,7 @@ function take(engine: Engine, req: Request, res: Response): boolean {
     if (encoding !== null && encoding !== "identity") return false;
     const version = header(req, "connect-protocol-version");
     if (version === null ? engine.settings.requireConnectProtocolHeader : version !== "1") return false;
-    start(new ConnectCall(engine, entry, req, res, binary, false), undefined);
+    start(new ConnectCall(engine, entry, req, res, binary), undefined);
     return true;
   }
   if (req.method === "GET" && entry.idempotent && query !== -1) {
@@ -59,7 +59,7 @@ function take(engine: Engine, req: Request, res: Response): boolean {
     const message = params.get("message") ?? "";
     // src/http/request-guard.ts has already refused base64 that does not decode.
     const input = params.get("base64") === "1" ? base64Decode(message) : textEncoder.encode(message);
-    start(new ConnectCall(engine, entry, req, res, encoding === "proto", true), input);
+    start(new ConnectCall(engine, entry, req, res, encoding === "proto"), input);
     return true;
   }
   return false;
@@ -101,7 +101,6 @@ class ConnectCall extends HttpCall {
     req: Request,
     res: Response,
     readonly binary: boolean,
-    readonly isGet: boolean,
   ) {
     super(engine, entry, req, res, "connect", binary ? protoHeader : jsonHeader, noTrailer);
   }

@@ -9,6 +9,13 @@ export interface Envelope {
 /** The only flag a request envelope may carry. */
 export const compressedFlag = 0x01;
 
+/** Connect's answer to a compressed envelope on a call without an encoding (the engine only takes those). */
+export function assertUncompressed(envelope: Envelope): void {
+  if ((envelope.flags & compressedFlag) !== 0) {
+    throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
+  }
+}
+
 /** One envelope: the flags byte, the length, the bytes. */
 export function envelope(flags: number, data: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(5 + data.byteLength);

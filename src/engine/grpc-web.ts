@@ -1,6 +1,5 @@
 import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
 import type { Message } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
 import { type Compression, encodeEnvelope, envelopeCompress } from "@connectrpc/connect/protocol";
 import {
   contentTypeJson,
@@ -12,7 +11,7 @@ import {
   trailerSerialize,
 } from "@connectrpc/connect/protocol-grpc-web";
 import type { Engine, MethodEntry } from "./engine.js";
-import { compressedFlag, envelope, EnvelopeSplitter } from "./envelopes.js";
+import { assertUncompressed, envelope, EnvelopeSplitter } from "./envelopes.js";
 import { asError, deadlineExceeded, extraInput, incompleteEnvelope, missingInput } from "./errors.js";
 import { header, HttpCall, type HttpProtocol, type Request, type Response } from "./http-call.js";
 
@@ -76,9 +75,7 @@ class GrpcWebCall extends HttpCall {
   onData(chunk: Buffer): void {
     try {
       for (const frame of this.#reader.push(chunk)) {
-        if ((frame.flags & compressedFlag) !== 0) {
-          throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
-        }
+        assertUncompressed(frame);
         const message = this.entry.serialization.getI(this.binary).parse(frame.data) as Message;
         if (++this.#count > 1) throw extraInput("unary");
         this.#message = message;
@@ -109,7 +106,7 @@ class GrpcWebCall extends HttpCall {
     }
     Promise.all([
       envelopeCompress({ flags: 0, data }, this.compression, minBytes),
-      envelopeCompress({ flags: trailerFlag, data: trailerSerialize(trailer ?? new Headers(okTrailer)) }, this.compression, minBytes),
+      envelopeCompress({ flags: trailerFlag, data: trailerSerialize(this.ctx.responseTrailer) }, this.compression, minBytes),
     ]).then(
       ([message, end]) => this.#write(Buffer.concat([encodeEnvelope(message.flags, message.data), encodeEnvelope(end.flags, end.data)])),
       () => this.res.destroy(),

@@ -7,7 +7,7 @@ import { capDeadline } from "../transport/limits.js";
 import { releaseAfterResponse, type StreamHandler } from "../transport/listener.js";
 import { type CallSource, type CallValues, EngineContext } from "./context.js";
 import type { ActiveCall, Engine, MethodEntry } from "./engine.js";
-import { compressedFlag, type Envelope, envelope, EnvelopeSplitter } from "./envelopes.js";
+import { assertUncompressed, compressedFlag, type Envelope, envelope, EnvelopeSplitter } from "./envelopes.js";
 import { type Call, connectionPeer, withCall } from "../observability/calls.js";
 import { asError, deadlineExceeded, extraInput, incompleteEnvelope, missingInput } from "./errors.js";
 import { headerValue } from "./headers.js";
@@ -202,9 +202,7 @@ abstract class GrpcCall implements ActiveCall, CallSource {
 
   /** A request message, with Connect's checks and errors. */
   protected parse(envelope: Envelope): Message {
-    if ((envelope.flags & compressedFlag) !== 0) {
-      throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
-    }
+    assertUncompressed(envelope);
     return this.entry.serialization.getI(this.binary).parse(envelope.data) as Message;
   }
 

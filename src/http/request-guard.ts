@@ -4,6 +4,7 @@ import { base64Decode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
+import { compressedFlag } from "../engine/envelopes.js";
 import { headerValue } from "../engine/headers.js";
 import { capDeadline } from "../transport/limits.js";
 
@@ -168,8 +169,6 @@ function answerDeadlinePassed(res: Response): void {
   res.end(body);
 }
 
-/** The only flag a request envelope may carry: compressed. */
-const compressedFlag = 0x01;
 
 /**
  * Scans the envelope headers of the request body as connect-node reads it
