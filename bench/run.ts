@@ -33,8 +33,6 @@ const usage = `Usage: npm run bench -- [options]
 interface Settings {
   rounds: number;
   seconds: number;
-  bidiMessages: number;
-  bidiWarmupMessages: number;
 }
 
 function parseOptions(argv: string[]) {
@@ -56,8 +54,8 @@ function parseOptions(argv: string[]) {
     process.exit(0);
   }
   const settings: Settings = values.quick
-    ? { rounds: 1, seconds: 2, bidiMessages: 20_000, bidiWarmupMessages: 5_000 }
-    : { rounds: 3, seconds: 5, bidiMessages: 100_000, bidiWarmupMessages: 20_000 };
+    ? { rounds: 1, seconds: 2 }
+    : { rounds: 3, seconds: 5 };
   if (values.rounds !== undefined) settings.rounds = positiveInteger("--rounds", values.rounds);
   if (values.seconds !== undefined) settings.seconds = positiveInteger("--seconds", values.seconds);
   const pick = <T extends { id: string }>(flag: string, all: T[], ids: string[] | undefined): T[] => {
@@ -151,9 +149,9 @@ async function measure(
       break;
     }
     case "bidi": {
-      await runBidi(baseUrl, settings.bidiWarmupMessages, 120 * second);
+      await runBidi(baseUrl, warmupSeconds, (warmupSeconds + 60) * second);
       cpuBefore = server.cpuSeconds();
-      const bidi = await runBidi(baseUrl, settings.bidiMessages, 300 * second);
+      const bidi = await runBidi(baseUrl, settings.seconds, (settings.seconds + 60) * second);
       load = { ok: bidi.messages, failed: 0, seconds: bidi.seconds, rate: bidi.rate, p50Ms: undefined, p99Ms: undefined };
       clientCores = bidi.clientCores;
       break;
