@@ -38,8 +38,9 @@ export class EnvelopeSplitter {
   #guardFlags = 0;
   #guardLength = 0;
   #guardSkip = 0;
-  // The decoder's unconsumed bytes: one chunk, or several once an envelope spans them.
+  // The decoder's unconsumed bytes: the rest of one chunk from #offset, or whole chunks once an envelope spans them.
   #pending: Buffer | Buffer[] | undefined = undefined;
+  #offset = 0;
   #size = 0;
 
   constructor(private readonly readMaxBytes: number) {}
@@ -47,31 +48,44 @@ export class EnvelopeSplitter {
   /** The envelopes this chunk completes; throws the ConnectError the Connect path answers with. */
   push(chunk: Buffer): Envelope[] {
     this.#checkFlags(chunk);
-    const pending = this.#pending;
-    if (pending === undefined) this.#pending = chunk;
-    else if (Array.isArray(pending)) pending.push(chunk);
-    else this.#pending = [pending, chunk];
-    this.#size += chunk.length;
     const envelopes: Envelope[] = [];
-    while (this.#size >= 5) {
-      let head = this.#pending;
-      if (Array.isArray(head) && head[0]!.length < 5) head = this.#pending = Buffer.concat(head, this.#size);
-      const first = Array.isArray(head) ? head[0]! : head!;
-      const length = first.readUInt32BE(1);
-      if (length > this.readMaxBytes) {
-        // Connect's assertReadMaxBytes, word for word.
-        throw new ConnectError(
-          `message size ${length} is larger than configured readMaxBytes ${this.readMaxBytes}`,
-          Code.ResourceExhausted,
-        );
-      }
-      if (this.#size < 5 + length) break;
-      const whole = Array.isArray(head) ? Buffer.concat(head, this.#size) : first;
-      envelopes.push({ flags: whole[0]!, data: whole.subarray(5, 5 + length) });
-      this.#size -= 5 + length;
-      this.#pending = this.#size > 0 ? whole.subarray(5 + length) : undefined;
+    const pending = this.#pending;
+    let buf = chunk;
+    this.#size += chunk.length;
+    if (pending !== undefined) {
+      // An envelope spans chunks: they are kept as they come and copied once, when it is whole.
+      const parts = Array.isArray(pending) ? pending : [pending.subarray(this.#offset)];
+      parts.push(chunk);
+      this.#pending = parts;
+      this.#offset = 0;
+      if (this.#size < 5) return envelopes;
+      if (parts[0]!.length < 5) parts.splice(0, parts.length, Buffer.concat(parts, this.#size));
+      if (this.#size < 5 + this.#length(parts[0]!, 0)) return envelopes;
+      buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts, this.#size);
     }
+    let offset = 0;
+    let size = this.#size;
+    while (size >= 5) {
+      const length = this.#length(buf, offset);
+      if (size < 5 + length) break;
+      envelopes.push({ flags: buf[offset]!, data: buf.subarray(offset + 5, offset + 5 + length) });
+      offset += 5 + length;
+      size -= 5 + length;
+    }
+    this.#size = size;
+    this.#pending = size > 0 ? buf : undefined;
+    this.#offset = offset;
     return envelopes;
+  }
+
+  /** The payload length in the header at `offset`, checked as each header arrives, before its payload does. */
+  #length(buf: Buffer, offset: number): number {
+    const length = buf.readUInt32BE(offset + 1);
+    if (length > this.readMaxBytes) {
+      // Connect's assertReadMaxBytes, word for word.
+      throw new ConnectError(`message size ${length} is larger than configured readMaxBytes ${this.readMaxBytes}`, Code.ResourceExhausted);
+    }
+    return length;
   }
 
   /** The body ended inside an envelope: Connect's "incomplete envelope". */

@@ -1,5 +1,5 @@
 import http2 from "node:http2";
-import type { Message } from "@bufbuild/protobuf";
+import { create, type Message } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Compression } from "@connectrpc/connect/protocol";
 import { grpcStatusOk, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
@@ -11,7 +11,7 @@ import { assertUncompressed, compressedFlag, type Envelope, envelope, EnvelopeSp
 import { type Call, connectionPeer, withCall } from "../observability/calls.js";
 import { asError, deadlineExceeded, extraInput, incompleteEnvelope, missingInput } from "./errors.js";
 import { headerValue } from "./headers.js";
-import type { UnaryReceiver } from "./invoke.js";
+import { NormalizedOutput, type UnaryReceiver } from "./invoke.js";
 import { MessageQueue } from "./message-queue.js";
 
 /**
@@ -351,15 +351,31 @@ class StreamingGrpcCall extends GrpcCall {
   async #run(): Promise<void> {
     try {
       const output = await this.entry.invoker.stream(this.ctx, this.input);
-      for await (const message of output) {
-        if (this.done) break;
-        if (this.record) this.record.sent++;
-        // Awaited only when there is something to wait for: each await costs a turn of the microtask queue.
-        let bytes = this.envelopeOf(message);
-        if (bytes instanceof Promise) bytes = await bytes;
-        const drained = this.#write(bytes);
-        if (drained !== undefined) await drained;
-        if (this.done) break;
+      // The handler's own iterator when no interceptor wrapped it (see NormalizedOutput).
+      const source = output instanceof NormalizedOutput ? output.takeSource() : undefined;
+      const it: AsyncIterator<unknown> = source ?? output[Symbol.asyncIterator]();
+      const desc = this.entry.method.output;
+      // Whether the loop left the iterator open (a break, a throw of its own), as for await tracks it.
+      let open = false;
+      try {
+        for (;;) {
+          open = false;
+          const next = await it.next();
+          if (next.done === true) break;
+          open = true;
+          if (this.done) break;
+          const message = source === undefined ? (next.value as Message) : create(desc, next.value as never);
+          if (this.record) this.record.sent++;
+          // Awaited only when there is something to wait for: each await costs a turn of the microtask queue.
+          let bytes = this.envelopeOf(message);
+          if (bytes instanceof Promise) bytes = await bytes;
+          const drained = this.#write(bytes);
+          if (drained !== undefined) await drained;
+          if (this.done) break;
+        }
+      } finally {
+        // What for await does then: the handler's generator runs its finally blocks.
+        if (open) await it.return?.();
       }
       this.#uncork();
       this.succeed();

@@ -243,18 +243,41 @@ async function* once(message: Message): AsyncIterable<Message> {
   yield message;
 }
 
-/** connect-es's normalizeIterable: handlers may yield partial messages. */
+/**
+ * connect-es's normalizeIterable: handlers may yield partial messages. An
+ * interceptor that wraps the output reads it through this; when the output
+ * reaches the engine unwrapped, the engine reads the handler's own iterator
+ * and makes each message itself (messages()), a promise less per message.
+ */
+export class NormalizedOutput implements AsyncIterable<Message> {
+  #taken = false;
+
+  constructor(
+    readonly desc: DescMessage,
+    readonly source: AsyncIterable<unknown>,
+  ) {}
+
+  [Symbol.asyncIterator](): AsyncIterator<Message> {
+    this.#taken = true;
+    const { desc } = this;
+    const it = this.source[Symbol.asyncIterator]();
+    const step = (r: IteratorResult<unknown>): IteratorResult<Message> =>
+      r.done === true ? (r as IteratorResult<Message>) : { done: false, value: create(desc, r.value as never) };
+    return {
+      next: () => it.next().then(step),
+      ...(it.throw && { throw: (e?: unknown) => it.throw!(e).then(step) }),
+      ...(it.return && { return: (v?: unknown) => it.return!(v).then(step) }),
+    };
+  }
+
+  /** The handler's iterator, for the engine, which makes each message with create(desc, value); once, and only if nobody else read it. */
+  takeSource(): AsyncIterator<unknown> | undefined {
+    if (this.#taken) return undefined;
+    this.#taken = true;
+    return this.source[Symbol.asyncIterator]();
+  }
+}
+
 function normalized(desc: DescMessage, source: AsyncIterable<unknown>): AsyncIterable<Message> {
-  return {
-    [Symbol.asyncIterator]() {
-      const it = source[Symbol.asyncIterator]();
-      const step = (r: IteratorResult<unknown>): IteratorResult<Message> =>
-        r.done === true ? (r as IteratorResult<Message>) : { done: false, value: create(desc, r.value as never) };
-      return {
-        next: () => it.next().then(step),
-        ...(it.throw && { throw: (e?: unknown) => it.throw!(e).then(step) }),
-        ...(it.return && { return: (v?: unknown) => it.return!(v).then(step) }),
-      };
-    },
-  };
+  return new NormalizedOutput(desc, source);
 }

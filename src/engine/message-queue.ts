@@ -16,7 +16,9 @@ const highWater = 16;
  * handler waiting for a message is ended too (connect-node leaves it waiting).
  */
 export class MessageQueue<T> implements AsyncIterableIterator<T> {
-  readonly #items: T[] = [];
+  // Messages waiting from #head on (an index, not shift(): a burst of 16 would move the rest each time).
+  #items: T[] = [];
+  #head = 0;
   #ended = false;
   #error: unknown = undefined;
   #failed = false;
@@ -35,7 +37,7 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
       return;
     }
     this.#items.push(item);
-    if (this.#items.length >= highWater && !this.#paused) {
+    if (this.#items.length - this.#head >= highWater && !this.#paused) {
       this.#paused = true;
       this.source.pauseReading();
     }
@@ -60,10 +62,16 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
   }
 
   next(): Promise<IteratorResult<T>> {
-    if (this.#items.length > 0) {
-      const value = this.#items.shift()!;
+    const items = this.#items;
+    if (this.#head < items.length) {
+      const value = items[this.#head]!;
+      items[this.#head++] = undefined as T;
+      if (this.#head === items.length) {
+        items.length = 0;
+        this.#head = 0;
+      }
       this.source.taken();
-      if (this.#paused && this.#items.length < highWater / 2) {
+      if (this.#paused && items.length - this.#head < highWater / 2) {
         this.#paused = false;
         this.source.resumeReading();
       }
@@ -76,7 +84,8 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
 
   /** The handler stopped reading (break, return): the rest of the request is not needed. */
   return(): Promise<IteratorResult<T>> {
-    this.#items.length = 0;
+    this.#items = [];
+    this.#head = 0;
     this.#ended = true;
     return Promise.resolve({ value: undefined, done: true });
   }
