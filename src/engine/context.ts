@@ -212,6 +212,16 @@ export class LazyHeaders extends Headers {
  * concatenation when nothing in it would be normalised (~1 µs saved).
  */
 function requestUrl(scheme: string, authority: string, path: string): string {
+  // The last call's, compared rather than hashed: under load the calls in a row mostly share both.
+  if (path === last.path && authority === last.authority && scheme === last.scheme) return last.url;
+  const url = buildUrl(scheme, authority, path);
+  last = { scheme, authority, path, url };
+  return url;
+}
+
+let last = { scheme: "", authority: "", path: "", url: "" };
+
+function buildUrl(scheme: string, authority: string, path: string): string {
   const base = `${scheme}://${authority}`;
   let plainBase = plainBases.get(base);
   if (plainBase === undefined) remember(plainBases, base, (plainBase = plainAuthority.test(authority) && !defaultPort(scheme, authority)));

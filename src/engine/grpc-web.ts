@@ -13,6 +13,7 @@ import {
 import type { Engine, MethodEntry } from "./engine.js";
 import { assertUncompressed, envelope, EnvelopeSplitter } from "./envelopes.js";
 import { asError, deadlineExceeded, extraInput, incompleteEnvelope, missingInput } from "./errors.js";
+import { CodecMemo } from "./headers.js";
 import { header, HttpCall, type HttpProtocol, type Request, type Response } from "./http-call.js";
 
 /**
@@ -67,7 +68,7 @@ class GrpcWebCall extends HttpCall {
     readonly binary: boolean,
     readonly compression: Compression | null,
   ) {
-    super(engine, entry, req, res, "grpc-web", initialHeaders(binary, compression), okTrailer);
+    super(engine, entry, req, res, "grpc-web", initialHeaders.get(binary, compression), okTrailer);
     this.#reader = new EnvelopeSplitter(engine.settings.readMaxBytes);
   }
 
@@ -131,7 +132,7 @@ class GrpcWebCall extends HttpCall {
   #write(body: Uint8Array): void {
     let out: OutgoingHttpHeaders;
     const headers = this.ctx.responseHeader;
-    if (!headers.touched) out = { ...initialHeaders(this.binary, this.compression) };
+    if (!headers.touched) out = { ...initialHeaders.get(this.binary, this.compression) };
     else {
       out = {};
       headers.forEach((value, key) => (out[key] = value));
@@ -141,18 +142,10 @@ class GrpcWebCall extends HttpCall {
   }
 }
 
-const headersByKind = new Map<string, Readonly<Record<string, string>>>();
-
 /** As Connect's gRPC-Web handler starts its context's responseHeader. */
-function initialHeaders(binary: boolean, compression: Compression | null): Readonly<Record<string, string>> {
-  const key = `${binary} ${compression?.name ?? ""}`;
-  let headers = headersByKind.get(key);
-  if (headers === undefined) {
-    headers = Object.freeze({
-      "content-type": binary ? contentTypeProto : contentTypeJson,
-      ...(compression && { "grpc-encoding": compression.name }),
-    });
-    headersByKind.set(key, headers);
-  }
-  return headers;
-}
+const initialHeaders = new CodecMemo<Readonly<Record<string, string>>>((binary, compression) =>
+  Object.freeze({
+    "content-type": binary ? contentTypeProto : contentTypeJson,
+    ...(compression && { "grpc-encoding": compression.name }),
+  }),
+);

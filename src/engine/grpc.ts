@@ -10,7 +10,7 @@ import type { ActiveCall, Engine, MethodEntry } from "./engine.js";
 import { assertUncompressed, compressedFlag, type Envelope, envelope, EnvelopeSplitter } from "./envelopes.js";
 import { type Call, connectionPeer, withCall } from "../observability/calls.js";
 import { asError, deadlineExceeded, extraInput, incompleteEnvelope, missingInput } from "./errors.js";
-import { headerValue } from "./headers.js";
+import { CodecMemo, headerValue } from "./headers.js";
 import { NormalizedOutput, type UnaryReceiver } from "./invoke.js";
 import { MessageQueue } from "./message-queue.js";
 
@@ -63,38 +63,24 @@ function codecOf(type: string | undefined): boolean | undefined {
 
 /** The response headers before a handler touches them, per codec and compression, built once. */
 class ResponseHeaders {
-  readonly #byKey = new Map<string, Readonly<Record<string, string>>>();
-
-  constructor(readonly engine: Engine) {}
-
   /** As Connect's gRPC handler starts its context's responseHeader. */
-  initial(binary: boolean, compression: Compression | null): Readonly<Record<string, string>> {
-    const key = `${binary ? "proto" : "json"} ${compression?.name ?? ""}`;
-    let headers = this.#byKey.get(key);
-    if (headers === undefined) {
-      headers = Object.freeze({
-        "content-type": binary ? "application/grpc+proto" : "application/grpc+json",
-        ...(compression && { "grpc-encoding": compression.name }),
-      });
-      this.#byKey.set(key, headers);
-    }
-    return headers;
-  }
+  readonly initial = new CodecMemo<Readonly<Record<string, string>>>((binary, compression) =>
+    Object.freeze({
+      "content-type": binary ? "application/grpc+proto" : "application/grpc+json",
+      ...(compression && { "grpc-encoding": compression.name }),
+    }),
+  );
 
   /** What goes on the wire: the status, the request guard's grpc-accept-encoding, and the headers. */
-  wire(binary: boolean, compression: Compression | null): http2.OutgoingHttpHeaders {
-    const key = `wire ${binary ? "proto" : "json"} ${compression?.name ?? ""}`;
-    let headers = this.#byKey.get(key) as http2.OutgoingHttpHeaders | undefined;
-    if (headers === undefined) {
-      headers = Object.freeze({
-        ":status": 200,
-        "grpc-accept-encoding": this.engine.acceptEncodings,
-        ...this.initial(binary, compression),
-      });
-      this.#byKey.set(key, headers as Readonly<Record<string, string>>);
-    }
-    return headers;
-  }
+  readonly wire = new CodecMemo<http2.OutgoingHttpHeaders>((binary, compression) =>
+    Object.freeze({
+      ":status": 200,
+      "grpc-accept-encoding": this.engine.acceptEncodings,
+      ...this.initial.get(binary, compression),
+    }),
+  );
+
+  constructor(readonly engine: Engine) {}
 }
 
 const okTrailer = Object.freeze({ "grpc-status": grpcStatusOk });
@@ -124,7 +110,7 @@ abstract class GrpcCall implements ActiveCall, CallSource {
   ) {
     this.reader = new EnvelopeSplitter(engine.settings.readMaxBytes);
     this.nodeHeaders = requestHeaders;
-    this.ctx = new EngineContext(this, entry.method, "grpc", "POST", headers.initial(binary, compression), okTrailer);
+    this.ctx = new EngineContext(this, entry.method, "grpc", "POST", headers.initial.get(binary, compression), okTrailer);
   }
 
   // The context's source (CallSource): read only when a handler or interceptor asks.
@@ -211,7 +197,7 @@ abstract class GrpcCall implements ActiveCall, CallSource {
     if (this.#headersSent) return;
     this.#headersSent = true;
     const touched = this.ctx.responseHeader;
-    const headers = touched.touched ? wireHeaders(this.engine, touched) : this.headers.wire(this.binary, this.compression);
+    const headers = touched.touched ? wireHeaders(this.engine, touched) : this.headers.wire.get(this.binary, this.compression);
     this.stream.respond(headers, { waitForTrailers: true });
   }
 

@@ -1,3 +1,5 @@
+import type { Compression } from "@connectrpc/connect/protocol";
+
 /**
  * A request header as connect-es's Headers.get() reads it: each value
  * trimmed, repeated ones joined with ", ", the whole trimmed again. Node
@@ -8,4 +10,23 @@ export function headerValue(value: string | string[] | undefined): string | null
   if (value === undefined) return null;
   if (typeof value === "string") return value.trim();
   return value.map((v) => v.trim()).join(", ").trim();
+}
+
+/**
+ * Headers built once per codec and response compression (a fixed set: the
+ * router's), found by two lookups on objects rather than by a string key
+ * built and hashed on every call.
+ */
+export class CodecMemo<T> {
+  readonly #binary = new Map<Compression | null, T>();
+  readonly #json = new Map<Compression | null, T>();
+
+  constructor(private readonly build: (binary: boolean, compression: Compression | null) => T) {}
+
+  get(binary: boolean, compression: Compression | null): T {
+    const memo = binary ? this.#binary : this.#json;
+    let value = memo.get(compression);
+    if (value === undefined) memo.set(compression, (value = this.build(binary, compression)));
+    return value;
+  }
 }
