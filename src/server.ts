@@ -20,7 +20,7 @@ import { HealthStatus, readinessEndpoint } from "./grpc-services/health.js";
 import { routes } from "./routes.js";
 import { createShutdown } from "./transport/shutdown.js";
 import { createStaticHandler, webBundleDir } from "./http/static.js";
-import { validationInterceptor } from "./http/validation.js";
+import { validateRequest, validationInterceptor } from "./http/validation.js";
 
 export interface RunningServer {
   readonly port: number;
@@ -58,8 +58,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     options.services?.(router);
   };
   const shutdown = createShutdown(() => health.setAll(ServingStatus.NOT_SERVING), config.shutdownDelayMs);
-  // protovalidate's rules on every request, inside the caller's interceptors (a tracing span sees its refusals).
-  const interceptors = [...(options.interceptors ?? []), validationInterceptor];
+  // protovalidate's rules on every request, inside the caller's interceptors (a tracing span sees its refusals):
+  // an interceptor on connect-node's path, the same check as the engine's innermost step.
+  const interceptors = options.interceptors ?? [];
   const logger = options.logger ?? silentLogger();
   const routerOptions = {
     readMaxBytes: config.limits.maxMessageBytes,
@@ -68,12 +69,16 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     acceptCompression: [compressionGzip, compressionBrotli],
   };
   // Outermost on connect-node's path: it records each call as the engine does itself.
-  const table = createRouteTable(serviceRoutes, { ...routerOptions, interceptors: [recordingInterceptor, ...interceptors] });
+  const table = createRouteTable(serviceRoutes, {
+    ...routerOptions,
+    interceptors: [recordingInterceptor, ...interceptors, validationInterceptor],
+  });
   const observability = new Observability(table, logger);
   const engine = config.fastPath
     ? new Engine({
         table,
         routerOptions: { ...routerOptions, interceptors },
+        checkRequest: validateRequest,
         observability,
         maxDeadlineMs: config.limits.maxDeadlineMs,
       })

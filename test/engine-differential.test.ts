@@ -55,6 +55,8 @@ interface Case {
 }
 
 const details = [{ reason: "EXERCISE", metadata: { who: "differential" } }];
+/** One character over the exercise's `label` rule (string.max_len = 16). */
+const tooLong = "x".repeat(17);
 const echo: ExerciseInit = { echoHeaders: ["x-echo", "x-absent"], responseHeaders: { "x-set": "header value" }, responseTrailers: { "x-trailer": "trailer value" } };
 const echoHeaders: Array<[string, string]> = [["x-echo", "echoed"]];
 const h2Only = (v: Variant) => v.http === "2";
@@ -92,6 +94,15 @@ const unaryCases: Case[] = [
     when: notGet,
   },
   { title: "the rejecting interceptor", method: "Unary", messages: () => [{}], options: { headers: [[rejectHeader, "no entry"]] }, code: "permission_denied" },
+  // The server's validation (buf.validate rules): the interceptor on connect-node's path, the engine's own step.
+  { title: "a request that breaks a validation rule", method: "Unary", messages: () => [{ label: tooLong }], code: "invalid_argument" },
+  {
+    title: "a request that breaks a validation rule, behind the rejecting interceptor",
+    method: "Unary",
+    messages: () => [{ label: tooLong }],
+    options: { headers: [[rejectHeader, "no entry"]] },
+    code: "permission_denied",
+  },
   {
     title: "a body sent in pieces, the last after a pause",
     method: "Unary",
@@ -242,6 +253,15 @@ const streamCases: Case[] = [
     messages: () => [{ responses: 1 }],
     options: { deadlineMs: 200, open: true },
     code: "deadline_exceeded",
+    when: h2Only,
+  },
+  { title: "server stream: a request that breaks a validation rule", method: "ServerStream", messages: () => [{ responses: 2, label: tooLong }], code: "invalid_argument" },
+  { title: "client stream: the second request breaks a validation rule", method: "ClientStream", messages: () => [{}, { label: tooLong }, {}], code: "invalid_argument", when: h2Only },
+  {
+    title: "bidi: the second request breaks a validation rule, after the first's responses",
+    method: "Bidi",
+    messages: () => [{ responses: 2 }, { responses: 1, label: tooLong }, { responses: 1 }],
+    code: "invalid_argument",
     when: h2Only,
   },
   { title: "bidi: the rejecting interceptor", method: "Bidi", messages: () => [{ responses: 1 }], options: { headers: [[rejectHeader, "no"]] }, code: "permission_denied", when: h2Only },

@@ -17,7 +17,7 @@ import { createConnectEngine } from "../src/engine/connect.js";
 import { Engine } from "../src/engine/engine.js";
 import { createGrpcWebEngine } from "../src/engine/grpc-web.js";
 import { createRouteTable } from "../src/engine/route-table.js";
-import { validationInterceptor } from "../src/http/validation.js";
+import { validateRequest } from "../src/http/validation.js";
 import { HealthStatus } from "../src/grpc-services/health.js";
 import { defaultLimits } from "../src/transport/limits.js";
 import { createLogger } from "../src/observability/logging.js";
@@ -394,7 +394,8 @@ describe("the fast paths take exactly the requests they handle, and they are obs
     observability = new Observability(table, await createLogger("info", logs));
     const engine = new Engine({
       table,
-      routerOptions: { ...settings, interceptors: [validationInterceptor] },
+      routerOptions: { ...settings, interceptors: [] },
+      checkRequest: validateRequest,
       observability,
       maxDeadlineMs: 0,
     });

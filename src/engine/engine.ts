@@ -10,7 +10,7 @@ import {
 } from "@connectrpc/connect/protocol";
 import type { Observability } from "../observability/calls.js";
 import { envelope } from "./envelopes.js";
-import { Invoker } from "./invoke.js";
+import { Invoker, type RequestCheck } from "./invoke.js";
 import type { RouteTable, RoutedMethod } from "./route-table.js";
 
 /** One method as the engine serves it: its implementation through the interceptors, its codecs, its encodings. */
@@ -24,10 +24,10 @@ export class MethodEntry {
   readonly #encodings = [new WeakMap<object, Uint8Array>(), new WeakMap<object, Uint8Array>()];
   readonly #envelopes = [new WeakMap<object, Uint8Array>(), new WeakMap<object, Uint8Array>()];
 
-  constructor(routed: RoutedMethod, interceptors: readonly Interceptor[], settings: UniversalHandlerOptions) {
+  constructor(routed: RoutedMethod, interceptors: readonly Interceptor[], check: RequestCheck | undefined, settings: UniversalHandlerOptions) {
     this.path = routed.requestPath;
     this.method = routed.method;
-    this.invoker = new Invoker(routed, interceptors);
+    this.invoker = new Invoker(routed, interceptors, check);
     this.serialization = createMethodSerializationLookup(routed.method, settings.binaryOptions, settings.jsonOptions, settings);
     this.idempotent = routed.method.idempotency === 1; // MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS
   }
@@ -71,6 +71,8 @@ export interface EngineOptions {
   /** The router's options, with the compressions it accepts; the interceptors but observability's own, which the engine does itself. */
   routerOptions: ConnectRouterOptions & { interceptors: Interceptor[] };
   observability: Observability;
+  /** Checks each request message before its handler (the server's validation), innermost, as its interceptor does on connect-node's path. */
+  checkRequest?: RequestCheck;
   /** Longest deadline a call gets (0: none), as src/transport/limits.ts's capDeadline applies it. */
   maxDeadlineMs: number;
 }
@@ -98,7 +100,7 @@ export class Engine {
     // A request gate runs before the body is read, with connect-node's own context: leave every call to it.
     if (this.settings.requestGate === undefined) {
       for (const routed of options.table.implementations.values()) {
-        this.methods.set(routed.requestPath, new MethodEntry(routed, interceptors, this.settings));
+        this.methods.set(routed.requestPath, new MethodEntry(routed, interceptors, options.checkRequest, this.settings));
       }
     }
     const shutdown = this.settings.shutdownSignal;

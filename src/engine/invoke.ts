@@ -10,6 +10,7 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import type { EngineContext } from "./context.js";
+import { MessageQueue } from "./message-queue.js";
 import type { RoutedMethod } from "./route-table.js";
 
 type AnyFn = (req: UnaryRequest | StreamRequest) => Promise<UnaryResponse | StreamResponse>;
@@ -22,6 +23,15 @@ export interface UnaryReceiver {
 type Impl = (input: unknown, ctx: HandlerContext) => unknown;
 
 /**
+ * A check of each request message before the handler sees it, throwing the
+ * error to answer (the server's validation, src/http/validation.ts). It runs
+ * where its interceptor sits on connect-node's path, innermost: after the
+ * router's interceptors, on the message they hand on; for streams, as the
+ * handler takes each message.
+ */
+export type RequestCheck = (desc: DescMessage, message: Message) => void;
+
+/**
  * Calls one method's implementation through the router's interceptors, as
  * connect-es's invokeUnaryImplementation / transformInvokeImplementation do,
  * with the same request and response objects an interceptor sees there. The
@@ -31,13 +41,17 @@ type Impl = (input: unknown, ctx: HandlerContext) => unknown;
  */
 export class Invoker {
   readonly #impl: Impl;
+  readonly #input: DescMessage;
   readonly #output: DescMessage;
+  readonly #check: RequestCheck | undefined;
   readonly #kind: RoutedMethod["method"]["methodKind"];
   readonly #chain: AnyFn | undefined;
 
-  constructor(readonly routed: RoutedMethod, interceptors: readonly Interceptor[]) {
+  constructor(readonly routed: RoutedMethod, interceptors: readonly Interceptor[], check: RequestCheck | undefined) {
     this.#impl = routed.spec.impl as Impl;
+    this.#input = routed.method.input;
     this.#output = routed.method.output;
+    this.#check = check;
     this.#kind = routed.method.methodKind;
     const last: AnyFn = (req) => this.#callImplementation(req);
     // connect-es's applyInterceptors: the first interceptor is the outermost.
@@ -56,6 +70,7 @@ export class Invoker {
     }
     let out: unknown;
     try {
+      this.#check?.(this.#input, input);
       out = this.#impl(input, ctx);
     } catch (e) {
       return receiver.failed(e);
@@ -90,7 +105,7 @@ export class Invoker {
    * interceptor replaces are taken once the output ends, as connect-es does.
    */
   async stream(ctx: EngineContext, input: AsyncIterable<Message>): Promise<AsyncIterable<Message>> {
-    if (this.#chain === undefined) return this.#streamOutput(input, ctx);
+    if (this.#chain === undefined) return this.#streamOutput(this.#checked(input), ctx);
     const req = request(ctx, true, input);
     const res = (await this.#chain(req)) as StreamResponse;
     adoptHeaders(ctx, res);
@@ -103,9 +118,10 @@ export class Invoker {
     const engineCtx = contextOf(req);
     // Untouched by the interceptors, the request's context is the engine's own; else connect-es's merge.
     const handlerCtx = untouched(engineCtx, req) ? engineCtx : mergeRequest(engineCtx, req);
-    if (req.stream) return this.#streamResponse(engineCtx, handlerCtx, req.message as AsyncIterable<Message>);
+    if (req.stream) return this.#streamResponse(engineCtx, handlerCtx, this.#checked(req.message as AsyncIterable<Message>));
     let out: unknown;
     try {
+      this.#check?.(this.#input, req.message as Message);
       out = this.#impl(req.message, handlerCtx);
     } catch (e) {
       return Promise.reject(e);
@@ -113,6 +129,17 @@ export class Invoker {
     // A synchronous handler's answer needs no async function around it.
     if (isPromise(out)) return this.#unaryResponse(engineCtx, out);
     return Promise.resolve(response(engineCtx, false, create(this.#output, out as never)));
+  }
+
+  /** A stream's input with the check on each message: the engine's own queue checks as it hands them out. */
+  #checked(input: AsyncIterable<Message>): AsyncIterable<Message> {
+    const check = this.#check;
+    if (check === undefined) return input;
+    if (input instanceof MessageQueue) {
+      input.checkEach(check, this.#input);
+      return input;
+    }
+    return checkedInput(input, this.#input, check);
   }
 
   async #unaryResponse(ctx: EngineContext, out: Promise<unknown>): Promise<UnaryResponse | StreamResponse> {
@@ -241,6 +268,24 @@ async function single(input: AsyncIterable<Message>, kind: string): Promise<Mess
 
 async function* once(message: Message): AsyncIterable<Message> {
   yield message;
+}
+
+/** An input an interceptor replaced, checked as @connectrpc/validate checks a stream: each message as it is read. */
+function checkedInput(input: AsyncIterable<Message>, desc: DescMessage, check: RequestCheck): AsyncIterable<Message> {
+  return {
+    [Symbol.asyncIterator]() {
+      const it = input[Symbol.asyncIterator]();
+      return {
+        async next() {
+          const next = await it.next();
+          if (next.value) check(desc, next.value);
+          return next;
+        },
+        ...(it.return && { return: (v?: unknown) => it.return!(v) }),
+        ...(it.throw && { throw: (e?: unknown) => it.throw!(e) }),
+      };
+    },
+  };
 }
 
 /**

@@ -1,3 +1,5 @@
+import type { DescMessage } from "@bufbuild/protobuf";
+
 /** Whoever feeds a queue: it stops reading while the handler has enough messages waiting. */
 export interface QueueSource {
   /** The handler took a message. */
@@ -24,8 +26,20 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
   #failed = false;
   #paused = false;
   #waiting: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void } | undefined;
+  #check: ((desc: DescMessage, item: T) => void) | undefined = undefined;
+  #checkDesc: DescMessage | undefined = undefined;
 
   constructor(private readonly source: QueueSource) {}
+
+  /**
+   * Each message is checked as the handler takes it (Invoker's RequestCheck):
+   * a message that fails rejects that read, as @connectrpc/validate's
+   * wrapper rejects it, and the next read goes on.
+   */
+  checkEach(check: (desc: DescMessage, item: T) => void, desc: DescMessage): void {
+    this.#check = check;
+    this.#checkDesc = desc;
+  }
 
   push(item: T): void {
     if (this.#ended || this.#failed) return;
@@ -33,6 +47,14 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
     if (waiting !== undefined) {
       this.#waiting = undefined;
       this.source.taken();
+      if (this.#check !== undefined) {
+        try {
+          this.#check(this.#checkDesc!, item);
+        } catch (e) {
+          waiting.reject(e);
+          return;
+        }
+      }
       waiting.resolve({ value: item, done: false });
       return;
     }
@@ -74,6 +96,13 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
       if (this.#paused && items.length - this.#head < highWater / 2) {
         this.#paused = false;
         this.source.resumeReading();
+      }
+      if (this.#check !== undefined) {
+        try {
+          this.#check(this.#checkDesc!, value);
+        } catch (e) {
+          return Promise.reject(e);
+        }
       }
       return Promise.resolve({ value, done: false });
     }
