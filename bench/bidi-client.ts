@@ -20,8 +20,15 @@ export interface BidiResult {
 const namesPerWrite = 64;
 
 /**
- * Names go out for `seconds` (as fast as the server's flow control lets
- * them), then the stream ends and every reply is awaited: the rate is replies
+ * Names sent and not answered yet, at most: a server with large HTTP/2
+ * windows (grpcio's) would otherwise take in seconds of names it then
+ * needs a minute to answer. Enough to keep the fastest server busy.
+ */
+const maxInFlight = 16_384;
+
+/**
+ * Names go out for `seconds` (as fast as the server's flow control and
+ * maxInFlight let them), then the stream ends and every reply is awaited: the rate is replies
  * over the whole time. A run as long as the other workloads' lets every peer's
  * JIT and heap settle, which a fixed count (0.15 s for the fastest peer) did not.
  */
@@ -44,8 +51,14 @@ export async function runBidi(baseUrl: string, seconds: number, timeoutMs: numbe
     let sent = 0;
     let received = 0;
     let first: Buffer | undefined;
+    // Resolved when the replies catch up to half the window again.
+    let caughtUp: (() => void) | undefined;
     const reader = new EnvelopeReader((_, message) => {
       if (received++ === 0) first = Buffer.from(message);
+      if (caughtUp !== undefined && sent - received <= maxInFlight / 2) {
+        caughtUp();
+        caughtUp = undefined;
+      }
     });
     stream.on("data", (chunk: Buffer) => reader.push(chunk));
     let grpcStatus: string | undefined;
@@ -70,6 +83,7 @@ export async function runBidi(baseUrl: string, seconds: number, timeoutMs: numbe
       while (performance.now() < until && !stream.destroyed) {
         sent += namesPerWrite;
         if (!stream.write(batch)) await Promise.race([once(stream, "drain"), closed]);
+        if (sent - received >= maxInFlight) await Promise.race([new Promise<void>((resolve) => (caughtUp = resolve)), closed]);
       }
       stream.end();
       await closed;
