@@ -59,7 +59,9 @@ export function createHttpHandler(options: HandlerOptions): RequestHandler {
         varyOnAcceptEncoding(res);
         if (table.handlers.has(path)) cacheByOutcome(res);
       }
-      if (guard(req, res) && !takenByEngine(req, res)) general(req, res);
+      if (!guard.check(req, res) || takenByEngine(req, res)) return;
+      guard.guardBody(req, res);
+      general(req, res);
     });
 }
 

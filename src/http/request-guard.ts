@@ -34,6 +34,18 @@ type Response = ServerResponse | Http2ServerResponse;
  *   support (grpc-accept-encoding, ...) as "protocol metadata". Like
  *   grpc-go and connect-go, every RPC reply now names them.
  */
+export interface RequestGuard {
+  /** The checks: false when it has answered the request itself. */
+  check(req: Request, res: Response): boolean;
+  /**
+   * For a request going on to connect-node, which reads the body by
+   * iterating it: the iteration fails at a forbidden envelope flag, at the
+   * deadline and at shutdown. The engine reads bodies itself, with the same
+   * errors (src/engine/), so the requests it takes skip this.
+   */
+  guardBody(req: Request, res: Response): void;
+}
+
 export function createRequestGuard(options: {
   maxDeadlineMs: number;
   acceptEncodings: string[];
@@ -41,46 +53,67 @@ export function createRequestGuard(options: {
   rpcPaths?: ReadonlySet<string>;
   /** The router's shutdownSignal: once it aborts, bodies still being read fail with its reason. */
   shutdownSignal?: AbortSignal;
-}) {
+}): RequestGuard {
   const accepted = options.acceptEncodings.join(",");
-  return (req: Request, res: Response): boolean => {
-    const authority = "authority" in req ? req.authority : req.headers.host;
-    if (!authority) {
-      reject(res, 400, "invalid_argument", "missing Host header (HTTP/1.1) or :authority (HTTP/2)");
-      return false;
-    }
-    if (req.method === "GET" && !isGetMessageDecodable(req.url ?? "")) {
-      reject(res, 400, "invalid_argument", "the message query parameter is not valid base64");
-      return false;
-    }
-    const contentType = req.headers["content-type"] ?? "";
-    const isRpc = options.rpcPaths?.has(req.url?.split("?")[0] ?? "") ?? true;
-    if (req.httpVersionMajor === 1 && isRpc && /^application\/grpc(\+|;|$)/.test(contentType)) {
-      reject(res, 505, "unimplemented", "gRPC requires HTTP/2 (h2c with prior knowledge, or TLS); over HTTP/1.1 use gRPC-Web or Connect");
-      return false;
-    }
-    capDeadline(req.headers, options.maxDeadlineMs);
-    let timeoutMs: number | undefined;
-    if (/^application\/grpc(-web)?(\+|;|$)/.test(contentType)) {
-      res.setHeader("grpc-accept-encoding", accepted);
-      checkEnvelopeFlags(req, Code.Internal);
-      timeoutMs = parseGrpcTimeout(header(req, "grpc-timeout"), Number.MAX_SAFE_INTEGER).timeoutMs;
-    } else if (contentType.startsWith("application/connect+")) {
-      res.setHeader("connect-accept-encoding", accepted);
-      checkEnvelopeFlags(req, Code.InvalidArgument);
-      timeoutMs = parseConnectTimeout(header(req, "connect-timeout-ms"), Number.MAX_SAFE_INTEGER).timeoutMs;
-    } else if (/^application\/(json|proto)(;|$)/.test(contentType) || (req.method === "GET" && /[?&]encoding=/.test(req.url ?? ""))) {
-      res.setHeader("accept-encoding", accepted);
-      timeoutMs = parseConnectTimeout(header(req, "connect-timeout-ms"), Number.MAX_SAFE_INTEGER).timeoutMs;
-      if (req.method === "GET" && isRpc && timeoutMs !== undefined && timeoutMs <= 0) {
-        // A GET has no body to fail: answer as the body's reading fails for a POST.
-        answerDeadlinePassed(res);
+  const isRpc = (req: Request) => options.rpcPaths?.has(req.url?.split("?")[0] ?? "") ?? true;
+  return {
+    check(req, res) {
+      const authority = "authority" in req ? req.authority : req.headers.host;
+      if (!authority) {
+        reject(res, 400, "invalid_argument", "missing Host header (HTTP/1.1) or :authority (HTTP/2)");
         return false;
       }
-    }
-    if (isRpc && (timeoutMs !== undefined || options.shutdownSignal !== undefined)) endBody(req, res, timeoutMs, options.shutdownSignal);
-    return true;
+      if (req.method === "GET" && !isGetMessageDecodable(req.url ?? "")) {
+        reject(res, 400, "invalid_argument", "the message query parameter is not valid base64");
+        return false;
+      }
+      const kind = kindOf(req);
+      if (req.httpVersionMajor === 1 && kind === "grpc" && isRpc(req)) {
+        reject(res, 505, "unimplemented", "gRPC requires HTTP/2 (h2c with prior knowledge, or TLS); over HTTP/1.1 use gRPC-Web or Connect");
+        return false;
+      }
+      capDeadline(req.headers, options.maxDeadlineMs);
+      if (kind === "grpc" || kind === "grpc-web") res.setHeader("grpc-accept-encoding", accepted);
+      else if (kind === "connect-stream") res.setHeader("connect-accept-encoding", accepted);
+      else if (kind === "connect-unary") {
+        res.setHeader("accept-encoding", accepted);
+        if (req.method === "GET" && isRpc(req)) {
+          const { timeoutMs } = parseConnectTimeout(header(req, "connect-timeout-ms"), Number.MAX_SAFE_INTEGER);
+          if (timeoutMs !== undefined && timeoutMs <= 0) {
+            // A GET has no body to fail: answer as the body's reading fails for a POST.
+            answerDeadlinePassed(res);
+            return false;
+          }
+        }
+      }
+      return true;
+    },
+
+    guardBody(req, res) {
+      const kind = kindOf(req);
+      let timeoutMs: number | undefined;
+      if (kind === "grpc" || kind === "grpc-web") {
+        checkEnvelopeFlags(req, Code.Internal);
+        timeoutMs = parseGrpcTimeout(header(req, "grpc-timeout"), Number.MAX_SAFE_INTEGER).timeoutMs;
+      } else if (kind === "connect-stream") {
+        checkEnvelopeFlags(req, Code.InvalidArgument);
+        timeoutMs = parseConnectTimeout(header(req, "connect-timeout-ms"), Number.MAX_SAFE_INTEGER).timeoutMs;
+      } else if (kind === "connect-unary") {
+        timeoutMs = parseConnectTimeout(header(req, "connect-timeout-ms"), Number.MAX_SAFE_INTEGER).timeoutMs;
+      }
+      if (isRpc(req) && (timeoutMs !== undefined || options.shutdownSignal !== undefined)) endBody(req, res, timeoutMs, options.shutdownSignal);
+    },
   };
+}
+
+/** Which protocol a request's content type (or a GET's query) names, as connect-node tells them apart. */
+function kindOf(req: Request): "grpc" | "grpc-web" | "connect-stream" | "connect-unary" | undefined {
+  const contentType = req.headers["content-type"] ?? "";
+  if (/^application\/grpc(\+|;|$)/.test(contentType)) return "grpc";
+  if (/^application\/grpc-web(\+|;|$)/.test(contentType)) return "grpc-web";
+  if (contentType.startsWith("application/connect+")) return "connect-stream";
+  if (/^application\/(json|proto)(;|$)/.test(contentType) || (req.method === "GET" && /[?&]encoding=/.test(req.url ?? ""))) return "connect-unary";
+  return undefined;
 }
 
 function isGetMessageDecodable(url: string): boolean {
