@@ -176,12 +176,13 @@ class ConnectCall extends HttpCall {
   }
 
   #write(status: number, body: Uint8Array, compression: Compression | null): void {
-    const out: OutgoingHttpHeaders = {};
-    const { responseHeader, responseTrailer } = this.ctx;
-    if (!responseHeader.touched) out["content-type"] = this.binary ? contentTypeUnaryProto : contentTypeUnaryJson;
-    else responseHeader.forEach((value, key) => (out[key] = value));
+    // First, where the request guard's setHeader put it for connect-node's path.
+    const out: OutgoingHttpHeaders = { "accept-encoding": this.engine.acceptEncodings };
+    const ctx = this.ctx;
+    if (!ctx.headerTouched) out["content-type"] = this.binary ? contentTypeUnaryProto : contentTypeUnaryJson;
+    else ctx.responseHeader.forEach((value, key) => (out[key] = value));
     // connect-es's trailerMux: a unary answer carries its trailers as headers.
-    if (responseTrailer.touched) responseTrailer.forEach((value, key) => (out[`trailer-${key}`] = value));
+    if (ctx.trailerTouched) ctx.responseTrailer.forEach((value, key) => (out[`trailer-${key}`] = value));
     if (compression !== null) out["content-encoding"] = compression.name;
     out["content-length"] = body.byteLength;
     (this.res as ServerResponse).writeHead(status, out);

@@ -26,9 +26,10 @@ export interface CallSource {
  */
 export class EngineContext implements HandlerContext {
   readonly service: DescService;
-  readonly requestHeader: Headers;
-  readonly responseHeader: LazyHeaders;
-  readonly responseTrailer: LazyHeaders;
+  // Made on first use: most calls never look at them (three Headers, each with its Map, a call).
+  #requestHeader: LazyHeaders | undefined = undefined;
+  #responseHeader: LazyHeaders | undefined = undefined;
+  #responseTrailer: LazyHeaders | undefined = undefined;
   #deadline: number | undefined = undefined;
   #controller: AbortController | undefined = undefined;
   #abortReason: ConnectError | undefined = undefined;
@@ -41,13 +42,32 @@ export class EngineContext implements HandlerContext {
     readonly method: DescMethod,
     readonly protocolName: string,
     readonly requestMethod: string,
-    responseHeader: Readonly<Record<string, string>>,
-    responseTrailer: Readonly<Record<string, string>>,
+    private readonly initialHeader: Readonly<Record<string, string>>,
+    private readonly initialTrailer: Readonly<Record<string, string>>,
   ) {
     this.service = method.parent;
-    this.requestHeader = new LazyHeaders(source.nodeHeaders, true);
-    this.responseHeader = new LazyHeaders(responseHeader, false);
-    this.responseTrailer = new LazyHeaders(responseTrailer, false);
+  }
+
+  get requestHeader(): Headers {
+    return (this.#requestHeader ??= new LazyHeaders(this.source.nodeHeaders, true));
+  }
+
+  get responseHeader(): Headers {
+    return (this.#responseHeader ??= new LazyHeaders(this.initialHeader, false));
+  }
+
+  get responseTrailer(): Headers {
+    return (this.#responseTrailer ??= new LazyHeaders(this.initialTrailer, false));
+  }
+
+  /** Whether anything used the response headers: if not, the protocol's initial ones go out. */
+  get headerTouched(): boolean {
+    return this.#responseHeader?.touched === true;
+  }
+
+  /** Whether anything used the response trailers: if not, the protocol's initial ones go out. */
+  get trailerTouched(): boolean {
+    return this.#responseTrailer?.touched === true;
   }
 
   /** The call's deadline, `ms` from now: the engine's own timer ends the call then. */

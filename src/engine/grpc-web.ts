@@ -99,7 +99,7 @@ class GrpcWebCall extends HttpCall {
   reply(output: Message): void {
     const data = this.settleReply(output, this.binary);
     if (data === undefined) return;
-    const trailer = this.ctx.responseTrailer.touched ? this.ctx.responseTrailer : undefined;
+    const trailer = this.ctx.trailerTouched ? this.ctx.responseTrailer : undefined;
     const minBytes = this.engine.settings.compressMinBytes;
     if (this.compression === null || (data.byteLength < minBytes && trailer === undefined)) {
       const end = trailer === undefined ? okTrailerFrame : encodeEnvelope(trailerFlag, trailerSerialize(trailer));
@@ -130,13 +130,10 @@ class GrpcWebCall extends HttpCall {
 
   /** connect-node's gRPC-Web answer: HTTP 200 without a length (chunked on HTTP/1.1), the status in the body. */
   #write(body: Uint8Array): void {
-    let out: OutgoingHttpHeaders;
-    const headers = this.ctx.responseHeader;
-    if (!headers.touched) out = { ...initialHeaders.get(this.binary, this.compression) };
-    else {
-      out = {};
-      headers.forEach((value, key) => (out[key] = value));
-    }
+    // First, where the request guard's setHeader put it for connect-node's path.
+    const out: OutgoingHttpHeaders = { "grpc-accept-encoding": this.engine.acceptEncodings };
+    if (!this.ctx.headerTouched) Object.assign(out, initialHeaders.get(this.binary, this.compression));
+    else this.ctx.responseHeader.forEach((value, key) => (out[key] = value));
     (this.res as ServerResponse).writeHead(200, out);
     this.res.end(body);
   }

@@ -196,8 +196,8 @@ abstract class GrpcCall implements ActiveCall, CallSource {
   protected sendHeaders(): void {
     if (this.#headersSent) return;
     this.#headersSent = true;
-    const touched = this.ctx.responseHeader;
-    const headers = touched.touched ? wireHeaders(this.engine, touched) : this.headers.wire.get(this.binary, this.compression);
+    const ctx = this.ctx;
+    const headers = ctx.headerTouched ? wireHeaders(this.engine, ctx.responseHeader) : this.headers.wire.get(this.binary, this.compression);
     this.stream.respond(headers, { waitForTrailers: true });
   }
 
@@ -213,8 +213,7 @@ abstract class GrpcCall implements ActiveCall, CallSource {
   protected succeed(last?: Uint8Array): void {
     if (this.done) return;
     this.#finish();
-    const trailer = this.ctx.responseTrailer;
-    if (trailer.touched) this.#trailers = headersObject(trailer);
+    if (this.ctx.trailerTouched) this.#trailers = headersObject(this.ctx.responseTrailer);
     this.ctx.finish();
     this.sendHeaders();
     if (last === undefined) this.stream.end();

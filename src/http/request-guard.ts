@@ -40,8 +40,9 @@ export interface RequestGuard {
   /**
    * For a request going on to connect-node, which reads the body by
    * iterating it: the iteration fails at a forbidden envelope flag, at the
-   * deadline and at shutdown. The engine reads bodies itself, with the same
-   * errors (src/engine/), so the requests it takes skip this.
+   * deadline and at shutdown; and the reply names the accepted encodings.
+   * The engine does both itself, with the same errors (src/engine/), so the
+   * requests it takes skip this.
    */
   guardBody(req: Request, res: Response): void;
 }
@@ -73,17 +74,13 @@ export function createRequestGuard(options: {
         return false;
       }
       capDeadline(req.headers, options.maxDeadlineMs);
-      if (kind === "grpc" || kind === "grpc-web") res.setHeader("grpc-accept-encoding", accepted);
-      else if (kind === "connect-stream") res.setHeader("connect-accept-encoding", accepted);
-      else if (kind === "connect-unary") {
-        res.setHeader("accept-encoding", accepted);
-        if (req.method === "GET" && isRpc(req)) {
-          const { timeoutMs } = parseConnectTimeout(header(req, "connect-timeout-ms"), Number.MAX_SAFE_INTEGER);
-          if (timeoutMs !== undefined && timeoutMs <= 0) {
-            // A GET has no body to fail: answer as the body's reading fails for a POST.
-            answerDeadlinePassed(res);
-            return false;
-          }
+      if (kind === "connect-unary" && req.method === "GET" && isRpc(req)) {
+        const { timeoutMs } = parseConnectTimeout(header(req, "connect-timeout-ms"), Number.MAX_SAFE_INTEGER);
+        if (timeoutMs !== undefined && timeoutMs <= 0) {
+          // A GET has no body to fail: answer as the body's reading fails for a POST.
+          nameEncodings(res, kind, accepted);
+          answerDeadlinePassed(res);
+          return false;
         }
       }
       return true;
@@ -91,6 +88,7 @@ export function createRequestGuard(options: {
 
     guardBody(req, res) {
       const kind = kindOf(req);
+      nameEncodings(res, kind, accepted);
       let timeoutMs: number | undefined;
       if (kind === "grpc" || kind === "grpc-web") {
         checkEnvelopeFlags(req, Code.Internal);
@@ -104,6 +102,17 @@ export function createRequestGuard(options: {
       if (isRpc(req) && (timeoutMs !== undefined || options.shutdownSignal !== undefined)) endBody(req, res, timeoutMs, options.shutdownSignal);
     },
   };
+}
+
+/**
+ * The header naming the encodings the server accepts, on every reply of the
+ * protocol. The engine writes it with its own headers (acceptEncodings):
+ * set here, it would send every header of the engine's writeHead through setHeader.
+ */
+function nameEncodings(res: Response, kind: ReturnType<typeof kindOf>, accepted: string): void {
+  if (kind === "grpc" || kind === "grpc-web") res.setHeader("grpc-accept-encoding", accepted);
+  else if (kind === "connect-stream") res.setHeader("connect-accept-encoding", accepted);
+  else if (kind === "connect-unary") res.setHeader("accept-encoding", accepted);
 }
 
 /** Which protocol a request's content type (or a GET's query) names, as connect-node tells them apart. */
