@@ -6,7 +6,7 @@ import type { Directory } from "./directory.js";
 /**
  * RouteGuide's behaviour. Knows nothing of HTTP: only names, people and
  * status codes. What a valid Name is (not empty, not too long) is stated in
- * route_guide.proto and enforced by the validation interceptor.
+ * route_guide.proto and enforced by the server's request validation (src/http/validation.ts).
  */
 export function createRouteGuideService(directory: Directory): ServiceImpl<typeof RouteGuide> {
   return {
