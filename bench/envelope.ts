@@ -1,4 +1,8 @@
-/** gRPC's length-prefixed message framing: 1 flag byte, 4 bytes of big-endian length, the message. */
+/**
+ * gRPC's length-prefixed message framing: 1 flag byte, 4 bytes of big-endian length, the message.
+ * The bench's own, not the engine's (src/engine/envelopes.ts): the load it generates and the bare
+ * ceiling must not share code with the server they measure.
+ */
 
 /** Frames one message; flags 0x00 is an uncompressed message, 0x80 a gRPC-Web trailer frame. */
 export function envelope(message: Uint8Array, flags = 0): Buffer {
