@@ -136,7 +136,8 @@ export class Invoker {
     const check = this.#check;
     if (check === undefined) return input;
     if (input instanceof MessageQueue) {
-      input.checkEach(check, this.#input);
+      const desc = this.#input;
+      input.checkEach((message: Message) => check(desc, message));
       return input;
     }
     return checkedInput(input, this.#input, check);
@@ -153,11 +154,11 @@ export class Invoker {
   async #streamOutput(input: AsyncIterable<Message>, ctx: HandlerContext): Promise<AsyncIterable<Message>> {
     switch (this.#kind) {
       case "server_streaming":
-        return normalized(this.#output, this.#impl(await single(input, "server-streaming"), ctx) as AsyncIterable<unknown>);
+        return new NormalizedOutput(this.#output, this.#impl(await single(input, "server-streaming"), ctx) as AsyncIterable<unknown>);
       case "client_streaming":
         return once(create(this.#output, (await this.#impl(input, ctx)) as never));
       case "bidi_streaming":
-        return normalized(this.#output, this.#impl(input, ctx) as AsyncIterable<unknown>);
+        return new NormalizedOutput(this.#output, this.#impl(input, ctx) as AsyncIterable<unknown>);
       default:
         throw new ConnectError(`${this.routed.requestPath} is not a streaming method`, Code.Internal);
     }
@@ -292,7 +293,7 @@ function checkedInput(input: AsyncIterable<Message>, desc: DescMessage, check: R
  * connect-es's normalizeIterable: handlers may yield partial messages. An
  * interceptor that wraps the output reads it through this; when the output
  * reaches the engine unwrapped, the engine reads the handler's own iterator
- * and makes each message itself (messages()), a promise less per message.
+ * (takeSource()) and makes each message itself, a promise less per message.
  */
 export class NormalizedOutput implements AsyncIterable<Message> {
   #taken = false;
@@ -321,8 +322,4 @@ export class NormalizedOutput implements AsyncIterable<Message> {
     this.#taken = true;
     return this.source[Symbol.asyncIterator]();
   }
-}
-
-function normalized(desc: DescMessage, source: AsyncIterable<unknown>): AsyncIterable<Message> {
-  return new NormalizedOutput(desc, source);
 }

@@ -1,5 +1,3 @@
-import type { DescMessage } from "@bufbuild/protobuf";
-
 /** Whoever feeds a queue: it stops reading while the handler has enough messages waiting. */
 export interface QueueSource {
   /** The handler took a message. */
@@ -26,8 +24,7 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
   #failed = false;
   #paused = false;
   #waiting: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void } | undefined;
-  #check: ((desc: DescMessage, item: T) => void) | undefined = undefined;
-  #checkDesc: DescMessage | undefined = undefined;
+  #check: ((item: T) => void) | undefined = undefined;
 
   constructor(private readonly source: QueueSource) {}
 
@@ -36,9 +33,19 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
    * a message that fails rejects that read, as @connectrpc/validate's
    * wrapper rejects it, and the next read goes on.
    */
-  checkEach(check: (desc: DescMessage, item: T) => void, desc: DescMessage): void {
+  checkEach(check: (item: T) => void): void {
     this.#check = check;
-    this.#checkDesc = desc;
+  }
+
+  /** What the check threw for this message, if it failed it. */
+  #refusal(item: T): { error: unknown } | undefined {
+    if (this.#check === undefined) return undefined;
+    try {
+      this.#check(item);
+      return undefined;
+    } catch (error) {
+      return { error };
+    }
   }
 
   push(item: T): void {
@@ -47,15 +54,9 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
     if (waiting !== undefined) {
       this.#waiting = undefined;
       this.source.taken();
-      if (this.#check !== undefined) {
-        try {
-          this.#check(this.#checkDesc!, item);
-        } catch (e) {
-          waiting.reject(e);
-          return;
-        }
-      }
-      waiting.resolve({ value: item, done: false });
+      const refusal = this.#refusal(item);
+      if (refusal !== undefined) waiting.reject(refusal.error);
+      else waiting.resolve({ value: item, done: false });
       return;
     }
     this.#items.push(item);
@@ -97,13 +98,8 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
         this.#paused = false;
         this.source.resumeReading();
       }
-      if (this.#check !== undefined) {
-        try {
-          this.#check(this.#checkDesc!, value);
-        } catch (e) {
-          return Promise.reject(e);
-        }
-      }
+      const refusal = this.#refusal(value);
+      if (refusal !== undefined) return Promise.reject(refusal.error);
       return Promise.resolve({ value, done: false });
     }
     if (this.#failed) return Promise.reject(this.#error);
