@@ -124,7 +124,6 @@ class ConnectCall extends HttpCall {
   }
 
   onEnd(): void {
-    this.stopReading();
     if (this.declared >= 0 && this.#received < this.declared) return this.fail(promised(this.declared, this.#received));
     this.answer(this.#chunks !== undefined ? Buffer.concat(this.#chunks, this.#received) : (this.#first ?? emptyBody));
   }
@@ -145,7 +144,7 @@ class ConnectCall extends HttpCall {
   /** For the invoker: the handler's answer. */
   reply(output: Message): void {
     const bytes = this.settleReply(output, this.binary);
-    if (bytes !== undefined) this.#send(200, bytes);
+    if (bytes !== undefined) this.#send(200, bytes, output);
   }
 
   /**
@@ -164,10 +163,10 @@ class ConnectCall extends HttpCall {
   }
 
   /** Connect compresses what is large enough, with the first encoding the client accepts. */
-  #send(status: number, body: Uint8Array): void {
-    if (body.byteLength < this.engine.settings.compressMinBytes) return this.#write(status, body, null);
+  #send(status: number, body: Uint8Array, output?: Message): void {
+    if (body.byteLength < this.engine.settings.compressMinBytes) return this.#write(status, body, null, output);
     const compression = this.engine.responseCompression(header(this.req, "accept-encoding"), "Accept-Encoding");
-    if (compression === null) return this.#write(status, body, null);
+    if (compression === null) return this.#write(status, body, null, output);
     compression.compress(body).then(
       (compressed) => this.#write(status, compressed, compression),
       // connect-node leaves such a response unwritten; a reset at least ends it.
@@ -175,7 +174,8 @@ class ConnectCall extends HttpCall {
     );
   }
 
-  #write(status: number, body: Uint8Array, compression: Compression | null): void {
+  /** `output`: the message behind a successful body, whose JSON goes out as text. */
+  #write(status: number, body: Uint8Array, compression: Compression | null, output?: Message): void {
     // First, where the request guard's setHeader put it for connect-node's path.
     const out: OutgoingHttpHeaders = { "accept-encoding": this.engine.acceptEncodings };
     const ctx = this.ctx;
@@ -187,14 +187,13 @@ class ConnectCall extends HttpCall {
     out["content-length"] = body.byteLength;
     (this.res as ServerResponse).writeHead(status, out);
     // JSON goes out with the headers as one string (bytes would be a second buffer of a writev).
-    this.res.end(this.binary || compression !== null || status !== 200 ? body : utf8.decode(body));
+    this.res.end(this.binary || compression !== null || output === undefined ? body : this.entry.jsonText(output, body));
   }
 }
 
 const protoHeader = Object.freeze({ "content-type": contentTypeUnaryProto });
 const jsonHeader = Object.freeze({ "content-type": contentTypeUnaryJson });
 const noTrailer = Object.freeze({});
-const utf8 = new TextDecoder();
 
 function promised(declared: number, received: number): ConnectError {
   return new ConnectError(`protocol error: promised ${declared} bytes, received ${received}`, Code.InvalidArgument);

@@ -23,6 +23,7 @@ export class MethodEntry {
   readonly idempotent: boolean;
   readonly #encodings = [new WeakMap<object, Uint8Array>(), new WeakMap<object, Uint8Array>()];
   readonly #envelopes = [new WeakMap<object, Uint8Array>(), new WeakMap<object, Uint8Array>()];
+  readonly #texts = new WeakMap<object, string>();
 
   constructor(routed: RoutedMethod, interceptors: readonly Interceptor[], check: RequestCheck | undefined, settings: UniversalHandlerOptions) {
     this.path = routed.requestPath;
@@ -48,6 +49,20 @@ export class MethodEntry {
     return bytes;
   }
 
+  /**
+   * An output message's JSON as a string, from its bytes (encode(message, false)):
+   * Node writes a string and the response's head in one buffer. Kept like the bytes for a frozen message.
+   */
+  jsonText(message: Message, bytes: Uint8Array): string {
+    if (!Object.isFrozen(message)) return utf8.decode(bytes);
+    let text = this.#texts.get(message);
+    if (text === undefined) {
+      text = utf8.decode(bytes);
+      this.#texts.set(message, text);
+    }
+    return text;
+  }
+
   /** An output message as an uncompressed envelope (gRPC, gRPC-Web), kept like its bytes for a frozen message. */
   envelope(message: Message, binary: boolean): Uint8Array {
     if (!Object.isFrozen(message)) return envelope(0, this.encode(message, binary));
@@ -60,6 +75,8 @@ export class MethodEntry {
     return bytes;
   }
 }
+
+const utf8 = new TextDecoder();
 
 /** A call the engine is answering, which shutdown may have to end. */
 export interface ActiveCall {

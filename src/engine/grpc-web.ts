@@ -88,7 +88,6 @@ class GrpcWebCall extends HttpCall {
   }
 
   onEnd(): void {
-    this.stopReading();
     if (this.#reader.incomplete) return this.fail(incompleteEnvelope());
     if (this.#message === undefined) return this.fail(missingInput("unary"));
     this.reached();

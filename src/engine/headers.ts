@@ -30,3 +30,10 @@ export class CodecMemo<T> {
     return value;
   }
 }
+
+/** A request URL's path, without its query. */
+export function pathOf(url: string | undefined): string {
+  if (url === undefined) return "";
+  const query = url.indexOf("?");
+  return query === -1 ? url : url.slice(0, query);
+}

@@ -46,7 +46,7 @@ export abstract class HttpCall implements ActiveCall, CallSource, UnaryReceiver 
     engine.active.add(this);
     // The response's end, however it comes, ends the call: a client that goes away aborts its context.
     (res as TaggedResponse)[kCall] = this;
-    res.once("close", onResponseClose);
+    res.on("close", onResponseClose);
   }
 
   // The context's source (CallSource): read only when a handler or interceptor asks.

@@ -1,6 +1,7 @@
 import type { ServerResponse } from "node:http";
 import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import { pathOf } from "../engine/headers.js";
 import type { HttpProtocol, Request, Response } from "../engine/http-call.js";
 import type { RouteTable } from "../engine/route-table.js";
 import type { RequestHandler } from "../transport/listener.js";
@@ -51,7 +52,7 @@ export function createHttpHandler(options: HandlerOptions): RequestHandler {
   };
   return (req, res) =>
     cors(req, res, () => {
-      const path = req.url?.split("?")[0] ?? "";
+      const path = pathOf(req.url);
       const endpoint = endpoints.get(path);
       if (endpoint) return endpoint(req, res);
       if (req.httpVersionMajor === 1 && table.needsHttp2.has(path)) return rejectStreamOverHttp1(path, res as ServerResponse);
@@ -69,7 +70,7 @@ export function createHttpHandler(options: HandlerOptions): RequestHandler {
 /** connectNodeAdapter's request handler, over the router the engine shares instead of one of its own. */
 function generalPath(table: RouteTable, contextValues: (req: Request) => ContextValues, fallback: RequestHandler | undefined): RequestHandler {
   return (req, res) => {
-    const handler = table.handlers.get(req.url?.split("?", 2)[0] ?? "");
+    const handler = table.handlers.get(pathOf(req.url));
     if (handler === undefined) {
       if (fallback) return fallback(req, res);
       (res as ServerResponse).writeHead(404);

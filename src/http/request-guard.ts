@@ -5,7 +5,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
 import { compressedFlag } from "../engine/envelopes.js";
-import { headerValue } from "../engine/headers.js";
+import { headerValue, pathOf } from "../engine/headers.js";
 import { capDeadline } from "../transport/limits.js";
 
 type Request = IncomingMessage | Http2ServerRequest;
@@ -56,7 +56,7 @@ export function createRequestGuard(options: {
   shutdownSignal?: AbortSignal;
 }): RequestGuard {
   const accepted = options.acceptEncodings.join(",");
-  const isRpc = (req: Request) => options.rpcPaths?.has(req.url?.split("?")[0] ?? "") ?? true;
+  const isRpc = (req: Request) => options.rpcPaths?.has(pathOf(req.url)) ?? true;
   return {
     check(req, res) {
       const authority = "authority" in req ? req.authority : req.headers.host;

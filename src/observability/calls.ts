@@ -9,6 +9,7 @@ import {
   type ContextValues,
   type Interceptor,
 } from "@connectrpc/connect";
+import { pathOf } from "../engine/headers.js";
 import type { RouteTable } from "../engine/route-table.js";
 import type { RequestHandler } from "../transport/listener.js";
 import { infoLineWriter, type Logger } from "./logging.js";
@@ -127,10 +128,8 @@ export class Observability {
   observe(handler: RequestHandler): RequestHandler {
     return (req: Tagged<NodeRequest>, res: Tagged<NodeResponse>) => {
       if (req.method === "POST" || req.method === "GET") {
-        const url = req.url ?? "";
-        const query = url.indexOf("?");
         const call = this.callStarted(
-          query === -1 ? url : url.slice(0, query),
+          pathOf(req.url),
           protocolOf(req),
           req.httpVersion,
           this.logger.isLevelEnabled("error") ? peerOf(req) : undefined,
