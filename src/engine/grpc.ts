@@ -93,6 +93,8 @@ abstract class GrpcCall implements ActiveCall, CallSource {
   /** Set once the response's end (trailers) is decided; later events are ignored. */
   done = false;
   readonly ctx: EngineContext;
+  activePrevious: ActiveCall | undefined = undefined;
+  activeNext: ActiveCall | undefined = undefined;
   readonly reader: EnvelopeSplitter;
   #headersSent = false;
   #trailers: http2.OutgoingHttpHeaders = okTrailer;
@@ -467,21 +469,28 @@ function headersObject(headers: Headers): http2.OutgoingHttpHeaders {
 
 // A reset by the client closes the stream, then ends its body: that end is not the client's.
 function onData(this: Stream, chunk: Buffer): void {
-  const call = this[kCall]!;
-  if (!call.done && !this.closed) call.onData(chunk);
+  const call = this[kCall];
+  if (call !== undefined && !call.done && !this.closed) call.onData(chunk);
 }
 
 function onEnd(this: Stream): void {
-  const call = this[kCall]!;
-  if (!call.done && !this.closed) call.onEnd();
+  const call = this[kCall];
+  if (call !== undefined && !call.done && !this.closed) call.onEnd();
 }
 
 function onWantTrailers(this: Stream): void {
-  if (!this.closed) this[kCall]!.sendTrailers();
+  if (!this.closed) this[kCall]?.sendTrailers();
 }
 
+/**
+ * The call is over: the stream lets go of it. Node's session keeps the
+ * stream where V8 promotes it (see ActiveCalls), and the call, its context
+ * and its messages would go to the old generation with it.
+ */
 function onClose(this: Stream): void {
-  this[kCall]!.closed();
+  const call = this[kCall];
+  this[kCall] = undefined;
+  call?.closed();
 }
 
 /**

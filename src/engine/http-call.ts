@@ -30,6 +30,8 @@ export abstract class HttpCall implements ActiveCall, CallSource, UnaryReceiver 
   readonly record: Call | undefined;
   done = false;
   #timer: NodeJS.Timeout | undefined;
+  activePrevious: ActiveCall | undefined = undefined;
+  activeNext: ActiveCall | undefined = undefined;
 
   constructor(
     readonly engine: Engine,
