@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ConnectError } from "@connectrpc/connect";
-import { type ActiveCall, ActiveCalls } from "../src/engine/engine.js";
+import { ActiveCall, ActiveCalls } from "../src/engine/engine.js";
 
 /** A call that records being aborted, as shutdown aborts the engine's calls in flight. */
-class FakeCall implements ActiveCall {
-  activePrevious: ActiveCall | undefined = undefined;
-  activeNext: ActiveCall | undefined = undefined;
-  constructor(readonly name: string) {}
+class FakeCall extends ActiveCall {
+  constructor(readonly name: string) {
+    super();
+  }
   abortCall(_reason: ConnectError): void {}
 }
 

@@ -39,14 +39,7 @@ export class MethodEntry {
    * so its bytes are kept, per codec, for as long as the message lives.
    */
   encode(message: Message, binary: boolean): Uint8Array {
-    if (!Object.isFrozen(message)) return this.serialization.getO(binary).serialize(message);
-    const cache = this.#encodings[binary ? 1 : 0]!;
-    let bytes = cache.get(message);
-    if (bytes === undefined) {
-      bytes = this.serialization.getO(binary).serialize(message);
-      cache.set(message, bytes);
-    }
-    return bytes;
+    return kept(this.#encodings[binary ? 1 : 0]!, message, () => this.serialization.getO(binary).serialize(message));
   }
 
   /**
@@ -54,36 +47,31 @@ export class MethodEntry {
    * Node writes a string and the response's head in one buffer. Kept like the bytes for a frozen message.
    */
   jsonText(message: Message, bytes: Uint8Array): string {
-    if (!Object.isFrozen(message)) return utf8.decode(bytes);
-    let text = this.#texts.get(message);
-    if (text === undefined) {
-      text = utf8.decode(bytes);
-      this.#texts.set(message, text);
-    }
-    return text;
+    return kept(this.#texts, message, () => utf8.decode(bytes));
   }
 
   /** An output message as an uncompressed envelope (gRPC, gRPC-Web), kept like its bytes for a frozen message. */
   envelope(message: Message, binary: boolean): Uint8Array {
-    if (!Object.isFrozen(message)) return envelope(0, this.encode(message, binary));
-    const cache = this.#envelopes[binary ? 1 : 0]!;
-    let bytes = cache.get(message);
-    if (bytes === undefined) {
-      bytes = envelope(0, this.encode(message, binary));
-      cache.set(message, bytes);
-    }
-    return bytes;
+    return kept(this.#envelopes[binary ? 1 : 0]!, message, () => envelope(0, this.encode(message, binary)));
   }
+}
+
+/** What `make` derives from a message: once per frozen message (see encode), every time for any other. */
+function kept<V>(cache: WeakMap<object, V>, message: Message, make: () => V): V {
+  if (!Object.isFrozen(message)) return make();
+  let value = cache.get(message);
+  if (value === undefined) cache.set(message, (value = make()));
+  return value;
 }
 
 const utf8 = new TextDecoder();
 
 /** A call the engine is answering, which shutdown may have to end. */
-export interface ActiveCall {
-  abortCall(reason: ConnectError): void;
+export abstract class ActiveCall {
   /** Its neighbours in the engine's calls in flight (ActiveCalls); only ActiveCalls sets them. */
-  activePrevious: ActiveCall | undefined;
-  activeNext: ActiveCall | undefined;
+  activePrevious: ActiveCall | undefined = undefined;
+  activeNext: ActiveCall | undefined = undefined;
+  abstract abortCall(reason: ConnectError): void;
 }
 
 /**

@@ -6,7 +6,7 @@ import { grpcStatusOk, parseTimeout, setTrailerStatus } from "@connectrpc/connec
 import { capDeadline } from "../transport/limits.js";
 import { releaseAfterResponse, type StreamHandler } from "../transport/listener.js";
 import { type CallSource, type CallValues, EngineContext } from "./context.js";
-import type { ActiveCall, Engine, MethodEntry } from "./engine.js";
+import { ActiveCall, type Engine, type MethodEntry } from "./engine.js";
 import { assertUncompressed, compressedFlag, type Envelope, envelope, EnvelopeSplitter } from "./envelopes.js";
 import { type Call, connectionPeer, withCall } from "../observability/calls.js";
 import { asError, deadlineExceeded, extraInput, incompleteEnvelope, missingInput } from "./errors.js";
@@ -89,12 +89,10 @@ const kCall = Symbol("engine.grpc.call");
 type Stream = http2.ServerHttp2Stream & { [kCall]?: GrpcCall };
 
 /** One call on one stream. Listeners are shared functions that find the call on the stream: no closures per call. */
-abstract class GrpcCall implements ActiveCall, CallSource {
+abstract class GrpcCall extends ActiveCall implements CallSource {
   /** Set once the response's end (trailers) is decided; later events are ignored. */
   done = false;
   readonly ctx: EngineContext;
-  activePrevious: ActiveCall | undefined = undefined;
-  activeNext: ActiveCall | undefined = undefined;
   readonly reader: EnvelopeSplitter;
   #headersSent = false;
   #trailers: http2.OutgoingHttpHeaders = okTrailer;
@@ -110,6 +108,7 @@ abstract class GrpcCall implements ActiveCall, CallSource {
     readonly compression: Compression | null,
     readonly headers: ResponseHeaders,
   ) {
+    super();
     this.reader = new EnvelopeSplitter(engine.settings.readMaxBytes);
     this.nodeHeaders = requestHeaders;
     this.ctx = new EngineContext(this, entry.method, "grpc", "POST", headers.initial.get(binary, compression), okTrailer);

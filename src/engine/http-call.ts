@@ -8,7 +8,7 @@ import { type CallSource, type CallValues, EngineContext } from "./context.js";
 import type { UnaryReceiver } from "./invoke.js";
 import { withCall } from "../observability/calls.js";
 import { headerValue } from "./headers.js";
-import type { ActiveCall, Engine, MethodEntry } from "./engine.js";
+import { ActiveCall, type Engine, type MethodEntry } from "./engine.js";
 
 export type Request = IncomingMessage | Http2ServerRequest;
 export type Response = ServerResponse | Http2ServerResponse;
@@ -25,13 +25,11 @@ type TaggedResponse = Response & { [kCall]?: HttpCall };
  * context, its deadline, and its body as it arrives. The body's listeners
  * are shared functions that find the call on the request: no closures per call.
  */
-export abstract class HttpCall implements ActiveCall, CallSource, UnaryReceiver {
+export abstract class HttpCall extends ActiveCall implements CallSource, UnaryReceiver {
   readonly ctx: EngineContext;
   readonly record: Call | undefined;
   done = false;
   #timer: NodeJS.Timeout | undefined;
-  activePrevious: ActiveCall | undefined = undefined;
-  activeNext: ActiveCall | undefined = undefined;
 
   constructor(
     readonly engine: Engine,
@@ -42,6 +40,7 @@ export abstract class HttpCall implements ActiveCall, CallSource, UnaryReceiver 
     responseHeader: Readonly<Record<string, string>>,
     responseTrailer: Readonly<Record<string, string>>,
   ) {
+    super();
     this.record = engine.observability.callOf(req);
     engine.observability.metrics.engineServed(protocolName === "grpc-web" ? "grpc-web" : "connect");
     this.ctx = new EngineContext(this, entry.method, protocolName, req.method ?? "", responseHeader, responseTrailer);
