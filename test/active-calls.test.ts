@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import type { ConnectError } from "@connectrpc/connect";
 import { ActiveCall, ActiveCalls } from "../src/engine/engine.js";
 
-/** A call that records being aborted, as shutdown aborts the engine's calls in flight. */
+/** A call in flight with a name to tell it by; these tests only move it in and out of the list. */
 class FakeCall extends ActiveCall {
   constructor(readonly name: string) {
     super();
