@@ -187,7 +187,7 @@ class ConnectCall extends HttpCall {
     out["content-length"] = body.byteLength;
     (this.res as ServerResponse).writeHead(status, out);
     // JSON goes out with the headers as one string (bytes would be a second buffer of a writev).
-    this.res.end(this.binary || compression !== null || output === undefined ? body : this.entry.jsonText(output, body));
+    this.endResponse(this.binary || compression !== null || output === undefined ? body : this.entry.jsonText(output, body));
   }
 }
 

@@ -134,7 +134,7 @@ class GrpcWebCall extends HttpCall {
     if (!this.ctx.headerTouched) Object.assign(out, initialHeaders.get(this.binary, this.compression));
     else this.ctx.responseHeader.forEach((value, key) => (out[key] = value));
     (this.res as ServerResponse).writeHead(200, out);
-    this.res.end(body);
+    this.endResponse(body);
   }
 }
 

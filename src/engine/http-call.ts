@@ -8,6 +8,7 @@ import { type CallSource, type CallValues, EngineContext } from "./context.js";
 import type { UnaryReceiver } from "./invoke.js";
 import { withCall } from "../observability/calls.js";
 import { headerValue } from "./headers.js";
+import { endAtTurnEnd } from "./turn-writes.js";
 import { ActiveCall, type Engine, type MethodEntry } from "./engine.js";
 
 export type Request = IncomingMessage | Http2ServerRequest;
@@ -153,6 +154,12 @@ export abstract class HttpCall extends ActiveCall implements CallSource, UnaryRe
     if (!this.settle()) return undefined;
     this.ctx.finish();
     return bytes;
+  }
+
+  /** Ends the response with its body, its head written: on HTTP/1.1 at the turn's end (src/engine/turn-writes.ts), as HTTP/2's session does itself. */
+  protected endResponse(body: Uint8Array | string): void {
+    if (this.req.httpVersionMajor === 1) endAtTurnEnd(this.res as ServerResponse, body);
+    else this.res.end(body);
   }
 
   /** What the service threw, for the line per RPC; and that the call reached it. */
