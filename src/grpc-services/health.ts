@@ -1,9 +1,10 @@
 import type { ServerResponse } from "node:http";
-import type { MessageInitShape } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import {
   Health,
-  type HealthCheckResponseSchema,
+  type HealthCheckResponse,
+  HealthCheckResponseSchema,
   HealthCheckResponse_ServingStatus as ServingStatus,
 } from "../../gen/grpc/health/v1/health_pb.js";
 import type { RequestHandler } from "../transport/listener.js";
@@ -54,6 +55,19 @@ export class HealthStatus {
   }
 }
 
+/**
+ * Check's answer for a status, one frozen message per status: frozen says it
+ * never changes, so the engine keeps its encodings (src/engine/engine.ts), and a
+ * health check, sent every few seconds by every probe, encodes nothing.
+ */
+function checkAnswer(status: ServingStatus): HealthCheckResponse {
+  let answer = checkAnswers.get(status);
+  if (answer === undefined) checkAnswers.set(status, (answer = Object.freeze(create(HealthCheckResponseSchema, { status }))));
+  return answer;
+}
+
+const checkAnswers = new Map<ServingStatus, HealthCheckResponse>();
+
 /** Serves grpc.health.v1.Health (Check, List, Watch) from `health`. */
 export function registerHealth(router: ConnectRouter, health: HealthStatus): void {
   router.service(Health, {
@@ -62,7 +76,7 @@ export function registerHealth(router: ConnectRouter, health: HealthStatus): voi
       if (status === undefined) {
         throw new ConnectError(`unknown service ${JSON.stringify(service)}`, Code.NotFound);
       }
-      return { status };
+      return checkAnswer(status);
     },
 
     list() {
