@@ -27,11 +27,11 @@ import { LogLines, stableLine } from "./support/logs.js";
 import { envelope, grpcWebStatus } from "./support/raw.js";
 import { startLoggedServer, type LoggedServer, type RunningServer } from "./support/server.js";
 
-// The same requests through the fast paths for Connect and gRPC-Web
-// (src/fast-connect.ts, src/fast-grpc-web.ts) and through connect-node's own
+// The same requests through the engine's Connect and gRPC-Web unary paths
+// (src/engine/connect.ts, src/engine/grpc-web.ts) and through connect-node's own
 // path (--no-fast-path) must get the same answers, log lines and metrics; a
-// last part checks that the fast paths are what answered the requests they
-// are meant to take.
+// last part checks that the engine is what answered the requests it
+// is meant to take.
 
 const maxMessageBytes = 4096;
 const path = "/RouteGuide/GetPerson";
