@@ -4,7 +4,9 @@
 
 FROM node:24.21.0-bookworm-slim AS build
 WORKDIR /app
+# patches/ before npm ci: its postinstall (patch-package) applies them to node_modules.
 COPY package.json package-lock.json ./
+COPY patches ./patches
 RUN npm ci
 COPY . .
 RUN npm run build && npm run build:web
@@ -13,6 +15,7 @@ RUN npm run build && npm run build:web
 FROM node:24.21.0-bookworm-slim AS production-packages
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY patches ./patches
 RUN npm ci --omit=dev
 
 FROM node:24.21.0-bookworm-slim

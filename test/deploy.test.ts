@@ -214,6 +214,23 @@ describe("Dockerfile", () => {
     assert.deepEqual(all(final, "RUN"), [], "the final stage runs nothing");
   });
 
+  it("applies patches/ in every stage that installs packages, before npm ci runs patch-package", async () => {
+    const patches = (await readdir(join(root, "patches"))).filter((f) => f.endsWith(".patch"));
+    assert.ok(patches.length > 0);
+    for (const file of patches) assert.ok(inContext(dockerignore, `patches/${file}`), `patches/${file} is in the build context`);
+    assert.equal(packageJson.scripts.postinstall, "patch-package");
+    // npm ci --omit=dev runs the postinstall too: the tool must be a production package.
+    assert.ok("patch-package" in packageJson.dependencies, "patch-package is in dependencies");
+    const installing = stages.filter((s) => all(s, "RUN").some((r) => /^npm ci\b/.test(r)));
+    assert.ok(installing.length >= 2);
+    for (const stage of installing) {
+      const at = (test: (i: { keyword: string; args: string }) => boolean) => stage.instructions.findIndex(test);
+      const copied = at((i) => i.keyword === "COPY" && /^patches\/? \.\/patches\/?$/.test(i.args));
+      const install = at((i) => i.keyword === "RUN" && /^npm ci\b/.test(i.args));
+      assert.ok(copied >= 0 && copied < install, `stage ${stage.name}: COPY patches ./patches before npm ci`);
+    }
+  });
+
   it("puts every file the server reads where the bundle looks for it", () => {
     const needed = [serverBundle, defaultDataFile, webBundleDir].map(fromRoot).map((f) => f.replace(/\/$/, ""));
     needed.push("package.json"); // "type": "module" makes the bundle an ES module

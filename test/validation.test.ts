@@ -4,10 +4,18 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { create, fromBinary } from "@bufbuild/protobuf";
-import { type Violations, ViolationsSchema } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
-import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  type FieldPath,
+  type Violations,
+  ViolationsSchema,
+} from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { ExerciseService, type ExerciseRequest, ExerciseRequestSchema } from "../gen/exercise/v1/exercise_pb.js";
 import { NameSchema, type Name } from "../gen/route_guide_pb.js";
 import { createRouteGuideClient, protocols } from "../src/client/client.js";
+import type { ExerciseInit } from "./support/exercise-requests.js";
+import { exerciseRoutes } from "./support/exercise-service.js";
 import { envelope, grpcStatus, h2Request, nameBytes } from "./support/raw.js";
 import { type RunningServer, startTestServer } from "./support/server.js";
 
@@ -91,6 +99,99 @@ describe("request validation", () => {
       })().catch((e: unknown) => e);
       assert.deepEqual(violationsOf(err), [["name", "required"]]);
       assert.ok(!received.includes("Bob"), `nothing after the bad name: ${received.join(", ")}`);
+    });
+  }
+});
+
+/** A violation's field path as protovalidate writes it in its message: `a.b[0].c`, `m["key"]`. */
+function pathString(path: FieldPath | undefined): string {
+  return (path?.elements ?? [])
+    .map((e, i) => {
+      const name = (i === 0 ? "" : ".") + e.fieldName;
+      const key = e.subscript;
+      if (key.case === undefined) return name;
+      return `${name}[${key.case === "stringKey" ? JSON.stringify(key.value) : String(key.value)}]`;
+    })
+    .join("");
+}
+
+/**
+ * Where a violation is: a list item, a map key, a field of a list's message.
+ * protovalidate builds the path only when a rule is broken (a patch,
+ * patches/@bufbuild+protovalidate+*.patch), so these cases are what keeps
+ * it right; on both paths, which share the validator.
+ */
+describe("violation paths, on the engine and on connect-node's general path", () => {
+  const long = "x".repeat(65);
+  const cases: Array<{ title: string; request: ExerciseInit; paths: string[]; message: string }> = [
+    {
+      title: "a list item",
+      request: { echoHeaders: ["x-fine", long] },
+      paths: ["echo_headers[1]"],
+      message: "echo_headers[1]: must be at most 64 characters [string.max_len]",
+    },
+    {
+      title: "a map key",
+      request: { responseHeaders: { "x-fine": "v", [long]: "v" } },
+      paths: [`response_headers["${long}"]`],
+      message: `response_headers["${long}"]: must be at most 64 characters [string.max_len]`,
+    },
+    {
+      title: "a field of a list's message, inside a message",
+      request: { failure: { code: 3, details: [{ reason: "fine" }, { reason: long }] } },
+      paths: ["failure.details[1].reason"],
+      message: "failure.details[1].reason: must be at most 64 characters [string.max_len]",
+    },
+    {
+      title: "three at once, in field order",
+      request: { echoHeaders: [long], responseHeaders: { [long]: "v" }, label: long },
+      paths: ["echo_headers[0]", `response_headers["${long}"]`, "label"],
+      message: "",
+    },
+  ];
+  for (const fastPath of [true, false]) {
+    describe(fastPath ? "engine" : "general path", () => {
+      let exercise: RunningServer;
+      before(async () => (exercise = await startTestServer({ fastPath }, { services: exerciseRoutes })));
+      after(() => exercise.close(0));
+
+      for (const transport of ["grpc", "connect"] as const) {
+        for (const { title, request, paths, message } of cases) {
+          it(`${title}, over ${transport}`, async () => {
+            const options = { baseUrl: exercise.url, httpVersion: "2" as const };
+            const client = createClient(
+              ExerciseService,
+              transport === "grpc" ? createGrpcTransport(options) : createConnectTransport(options),
+            );
+            const err = await client.unary(create(ExerciseRequestSchema, request)).catch((e: unknown) => e);
+            assert.ok(err instanceof ConnectError && err.code === Code.InvalidArgument, String(err));
+            const [violations] = err.findDetails(ViolationsSchema);
+            assert.deepEqual(violations?.violations.map((v) => pathString(v.field)), paths);
+            if (message !== "") assert.equal(err.rawMessage, message);
+            // A map key's violation says that it is the key's, not the value's.
+            assert.deepEqual(violations?.violations.map((v) => v.forKey), paths.map((p) => p.startsWith("response_headers")));
+          });
+        }
+
+        it(`each message of a bidi stream has its own path, over ${transport}`, async () => {
+          const options = { baseUrl: exercise.url, httpVersion: "2" as const };
+          const client = createClient(
+            ExerciseService,
+            transport === "grpc" ? createGrpcTransport(options) : createConnectTransport(options),
+          );
+          async function* requests(): AsyncIterable<ExerciseRequest> {
+            yield create(ExerciseRequestSchema, { responses: 1, echoHeaders: ["x-fine"] });
+            yield create(ExerciseRequestSchema, { responses: 1, echoHeaders: ["x-fine", "x-fine", long] });
+          }
+          let received = 0;
+          const err = await (async () => {
+            for await (const _ of client.bidi(requests())) received++;
+          })().catch((e: unknown) => e);
+          assert.ok(err instanceof ConnectError && err.code === Code.InvalidArgument, String(err));
+          assert.equal(err.rawMessage, "echo_headers[2]: must be at most 64 characters [string.max_len]");
+          assert.equal(received, 1);
+        });
+      }
     });
   }
 });
